@@ -1,0 +1,1 @@
+"""manip.policies: encoders, backbones, generative heads, policy classes, the trainer and checkpoints."""

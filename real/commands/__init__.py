@@ -1,0 +1,1 @@
+"""CLI verb plugins (see the manip.verbs entry points in pyproject.toml)."""
