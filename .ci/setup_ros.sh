@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Make ./.venv-ros: unofficial rclpy wheels (Fast DDS) + message packages + the light manip client, for tests
-# that run the real ROS node here. Labs use their own ROS install instead (see README "Real robot").
+# Make ./.venv-ros: unofficial rclpy wheels (ROS 2 Kilted, Fast DDS) + message packages + the light manip client
+# and the Zarr recorder, for tests that run the real ROS node here. Labs use their own ROS install instead (see
+# README "Real robot"). Idempotent: a stamp of the inputs makes a second run a no-op.
+# The wheels' .pth re-launches Python with LD_LIBRARY_PATH set, which is why this venv stays separate from .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${MANIP_ROS_VENV:-$(pwd)/.venv-ros}
 PYTHON=${PYTHON:-python3}
-stamp=$(cat .ci/setup_ros.sh pyproject.toml | sha256sum | cut -c1-16)
+stamp=$(cat .ci/setup_ros.sh pyproject.toml .ci/constraints.txt | sha256sum | cut -c1-16)
 if [ -f "$venv/.manip-stamp-$stamp" ]; then echo "[setup] $venv is up to date" >&2; exit 0; fi
 [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
 py="$venv/bin/python"
-pkgs=(ros-rclpy ros-sensor-msgs ros-std-msgs ros-trajectory-msgs ros-std-srvs ros-diagnostic-msgs ros-geometry-msgs)
+pip_quiet=(-q --disable-pip-version-check -c .ci/constraints.txt)
+# Fast DDS only (the [fastrtps] extra); no launch/launch_ros/ros2 CLI (not published as wheels).
+pkgs=("ros-rclpy[fastrtps]==9.1.2" ros-sensor-msgs ros-std-msgs ros-trajectory-msgs ros-std-srvs
+  ros-diagnostic-msgs ros-geometry-msgs)
 echo "[setup] pip (ROS venv): ${pkgs[*]}" >&2
-"$py" -m pip install -q --disable-pip-version-check "${pkgs[@]}" 2>&1 | grep -v 'is ignored' || true
-# The light client only: numpy, msgpack, websockets (no torch), exactly what a ROS machine installs.
-"$py" -m pip install -q --disable-pip-version-check -e ".[client]" 2>&1 | grep -v 'is ignored' || true
+"$py" -m pip install "${pip_quiet[@]}" "${pkgs[@]}" 2>&1 | grep -v 'is ignored' || true
+# The light client (numpy, msgpack, websockets; no torch) and zarr for the recorder node.
+"$py" -m pip install "${pip_quiet[@]}" -e ".[client,data]" 2>&1 | grep -v 'is ignored' || true
+env ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "$py" -c 'import rclpy, sensor_msgs.msg, trajectory_msgs.msg, std_srvs.srv, diagnostic_msgs.msg, geometry_msgs.msg, zarr, real' \
+  || { echo "setup_ros.sh: the ROS venv install did not complete (see the pip output above)" >&2; exit 1; }
 rm -f "$venv"/.manip-stamp-*
 touch "$venv/.manip-stamp-$stamp"
+echo "[setup] ready: $venv" >&2
