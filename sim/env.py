@@ -1,0 +1,192 @@
+"""``ManipEnv``: the gymnasium-style robosuite wrapper used by collection, evaluation and training rollouts.
+
+Actions are 7-D: OSC_POSE deltas (3 position, 3 axis-angle rotation, each in [-1, 1]) and the gripper
+(-1 open, +1 close). Observations are a dict of numpy arrays named as in the dataset (see
+``docs/ARCHITECTURE.md``): ``robot0_eef_pos``, ``robot0_eef_quat``, ``robot0_gripper_qpos``, ``object`` and, in
+image mode, ``agentview_image`` and ``robot0_eye_in_hand_image`` (uint8 HWC, upright).
+
+Seeding: robosuite 1.5.2 draws initial states from ``env.rng`` (made once in ``make(seed=)``), so
+``reset(seed=s)`` re-seeds that generator in place; the same seed gives the same initial state.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from data.errors import ManipError
+from data.specs import FeatureSpec, Spec
+from sim.render import import_robosuite
+from sim.tasks import TaskSpec, check_obs_mode, get_task
+
+LOWDIM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+ACTION_DIM = 7
+ACTION_SPEC = Spec((FeatureSpec("action", (ACTION_DIM,)),))
+
+
+def _no_multisampling(xml: str) -> str:
+    """XML processor: render without multisampling (offsamples=0), so each new sim's GL context is cheap."""
+    if "<quality" in xml:
+        return re.sub(r"<quality([^>]*)/>", r'<quality\1 offsamples="0"/>', xml, count=1)
+    return xml.replace("<visual>", '<visual>\n    <quality offsamples="0"/>', 1)
+
+
+class ManipEnv:
+    """One robosuite task behind ``reset(seed=)`` / ``step(action)``; see the module docstring."""
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        obs_mode: str = "lowdim",
+        image_size: int = 84,
+        seed: int | None = None,
+        offscreen: bool | None = None,
+        hard_reset: bool = False,
+        cheap_render: bool = True,
+        horizon: int | None = None,
+    ):
+        self.task = task
+        self.obs_mode = check_obs_mode(obs_mode)
+        self.image_size = int(image_size)
+        if self.image_size < 8:
+            raise ManipError(f"image size {image_size} is too small (need >= 8 pixels)")
+        self.horizon = int(horizon or task.horizon)
+        self.control_rate = task.control_rate
+        self.cheap_render = cheap_render
+        use_images = self.obs_mode == "image"
+        self.offscreen = use_images if offscreen is None else bool(offscreen) or use_images
+        suite = import_robosuite()
+        from robosuite.controllers import load_composite_controller_config
+
+        self.raw = suite.make(
+            task.env_name,
+            robots="Panda",
+            controller_configs=load_composite_controller_config(controller="BASIC"),
+            has_renderer=False,
+            has_offscreen_renderer=self.offscreen,
+            use_camera_obs=use_images,
+            use_object_obs=True,
+            camera_names=list(task.cameras),
+            camera_heights=self.image_size,
+            camera_widths=self.image_size,
+            control_freq=task.control_rate,
+            horizon=self.horizon,
+            ignore_done=True,
+            hard_reset=hard_reset,
+            reward_shaping=False,
+            seed=0 if seed is None else int(seed),
+        )
+        self._render_sim = None
+        if self.offscreen and cheap_render:
+            self.raw.set_xml_processor(_no_multisampling)
+        self._prepare_rendering()
+        self._steps = 0
+        self._last_obs: dict[str, np.ndarray] | None = None
+        self.obs_spec = self._spec_from(self._convert(self.raw.observation_spec()))
+        self.action_spec = ACTION_SPEC
+
+    # -- rendering -------------------------------------------------------------------------------------
+    def _prepare_rendering(self) -> None:
+        """Apply the cheap-render settings to the current sim's render context (again after a hard reset)."""
+        if not (self.offscreen and self.cheap_render) or self._render_sim is self.raw.sim:
+            return
+        import mujoco
+
+        sim = self.raw.sim
+        context = sim._render_context_offscreen
+        if sim.model._model.vis.quality.offsamples != 0:  # the first sim was built before our XML processor
+            sim.model._model.vis.quality.offsamples = 0
+            context.gl_ctx.make_current()  # rebuild the MjrContext on the same GL context (no new GL context)
+            context.con.free()
+            context._set_mujoco_context_and_buffers()
+        context.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        self._render_sim = sim
+
+    def render(self, camera: str = "agentview", size: int | None = None) -> np.ndarray:
+        """Render ``camera`` as an upright uint8 HWC image (needs an offscreen renderer)."""
+        if not self.offscreen:
+            raise ManipError(
+                "this env was made without an offscreen renderer: pass offscreen=True or obs_mode='image'"
+            )
+        side = int(size or self.image_size)
+        try:
+            frame = self.raw.sim.render(camera_name=camera, width=side, height=side)
+        except ValueError:
+            raise ManipError(
+                f"unknown camera '{camera}' (cameras: {', '.join(self.raw.sim.model.camera_names)})"
+            ) from None
+        return np.ascontiguousarray(frame[::-1])  # MuJoCo renders bottom row first
+
+    # -- observations ----------------------------------------------------------------------------------
+    def _convert(self, raw: dict) -> dict[str, np.ndarray]:
+        obs = {key: np.asarray(raw[key], dtype=np.float32) for key in LOWDIM_KEYS}
+        obs["object"] = np.asarray(raw[self.task.object_obs_key], dtype=np.float32)
+        if self.obs_mode == "image":
+            for camera in self.task.cameras:
+                obs[f"{camera}_image"] = np.ascontiguousarray(raw[f"{camera}_image"], dtype=np.uint8)
+        return obs
+
+    @staticmethod
+    def _spec_from(obs: dict[str, np.ndarray]) -> Spec:
+        features = []
+        for key, value in obs.items():
+            kind = "rgb" if key.endswith("_image") else "lowdim"
+            features.append(FeatureSpec(key, value.shape, str(value.dtype), kind))
+        return Spec(tuple(features))
+
+    # -- episode API -----------------------------------------------------------------------------------
+    def seed(self, seed: int) -> None:
+        """Re-seed robosuite's generator in place (placement samplers and robot noise hold references to it)."""
+        self.raw.rng.bit_generator.state = np.random.default_rng(int(seed)).bit_generator.state
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Start an episode; with ``seed`` the initial state is a function of the seed alone."""
+        if seed is not None:
+            self.seed(seed)
+        raw = self.raw.reset()
+        self._prepare_rendering()
+        self._steps = 0
+        self._last_obs = self._convert(raw)
+        return self._last_obs
+
+    def step(self, action) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
+        """Apply one 7-D action; returns ``(obs, reward, terminated, truncated, info)``.
+
+        ``terminated`` is robosuite's ``_check_success()``; ``truncated`` is the horizon running out.
+        """
+        if self._last_obs is None:
+            raise ManipError("step() before reset(): call reset(seed=...) first")
+        act = np.asarray(action, dtype=np.float64).reshape(-1)
+        if act.shape != (ACTION_DIM,):
+            raise ManipError(f"action has shape {np.shape(action)}, expected ({ACTION_DIM},)")
+        if not np.isfinite(act).all():
+            raise ManipError("action contains NaN or inf")
+        raw, reward, _done, _info = self.raw.step(np.clip(act, -1.0, 1.0))
+        self._steps += 1
+        success = self.check_success()
+        self._last_obs = self._convert(raw)
+        info = {"success": success, "steps": self._steps}
+        return self._last_obs, float(reward), success, self._steps >= self.horizon, info
+
+    def check_success(self) -> bool:
+        """robosuite's own success check for the current state."""
+        return bool(self.raw._check_success())
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.control_rate
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def make_env(
+    task: str, obs_mode: str = "lowdim", image_size: int = 84, seed: int | None = None, **options
+) -> ManipEnv:
+    """Build a :class:`ManipEnv` for the task named ``task`` (options: offscreen, hard_reset, cheap_render, horizon)."""
+    return ManipEnv(get_task(task), obs_mode=obs_mode, image_size=image_size, seed=seed, **options)
