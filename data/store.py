@@ -1,0 +1,443 @@
+"""EpisodeStore: demonstrations in a Zarr store with Diffusion Policy's layout, appended commit-last.
+
+Layout (compatible with Diffusion Policy's ``ReplayBuffer``)::
+
+    root/
+      data/<key>            (T_total, ...) every per-step feature, episodes concatenated along axis 0
+      meta/episode_ends     (N,) int64, cumulative end index of each episode: THE commit record
+      meta/episode_meta     (N,) str, one JSON object per episode (task, instruction, success, source, seed, ...)
+
+``meta/episode_ends`` is the only thing a reader trusts: an episode exists once its end index is in it. An
+append writes the episode's steps past the committed end, then its metadata, then grows ``episode_ends`` by
+one element in a single atomic metadata write (the new element's chunk is written before the shape grows).
+A process killed at any point therefore leaves every committed episode intact; steps past the last committed
+end are an uncommitted tail, ignored by readers and overwritten by the next append. Committed steps are never
+rewritten with different values.
+
+Stores written by Diffusion Policy (Zarr format 2, a directory or a ``.zarr.zip``) open as they are; a
+``.zarr.zip`` opens read-only (convert it to a directory store with ``manip data convert`` to append).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data import layout
+from data.errors import ManipError, require
+
+EPISODE_ENDS = "meta/episode_ends"
+EPISODE_META = "meta/episode_meta"
+META_CHUNK = 1024
+LAYOUT_ATTR = "manip_layout"
+
+
+def _zarr():
+    return require("zarr", "data")
+
+
+def is_zip(path: Path) -> bool:
+    """True for a zipped store (``.zip`` suffix, e.g. Diffusion Policy's ``.zarr.zip``)."""
+    return path.suffix == ".zip"
+
+
+def _register_image_codecs() -> None:
+    """Make imagecodecs' numcodecs codecs (Jpeg2k, JpegXl, ... used by Diffusion Policy stores) readable."""
+    try:
+        import imagecodecs.numcodecs as image_numcodecs
+    except ImportError:
+        return
+    image_numcodecs.register_codecs(verbose=False)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def open_root(path: Path, mode: str):
+    """Open the root Zarr group at ``path`` (directory or zip); one-line :class:`ManipError` on failure."""
+    zarr = _zarr()
+    if not path.exists():
+        raise ManipError(f"{path}: no such store")
+    if is_zip(path):
+        if mode != "r":
+            raise ManipError(
+                f"{path}: zipped stores open read-only; convert it first: manip data convert {path} OUT.zarr"
+            )
+        try:
+            store = zarr.storage.ZipStore(path, mode="r")
+        except Exception as exc:
+            raise ManipError(f"{path}: not a readable zip file ({_describe(exc)})") from None
+    else:
+        if not path.is_dir():
+            raise ManipError(f"{path}: not a Zarr store (expected a directory or a .zarr.zip file)")
+        store = zarr.storage.LocalStore(path, read_only=(mode == "r"))
+    _register_image_codecs()
+    try:
+        return zarr.open_group(store, mode="r" if mode == "r" else "r+")
+    except FileNotFoundError:
+        raise ManipError(f"{path}: not a Zarr store (no zarr.json or .zgroup at its root)") from None
+    except Exception as exc:
+        raise ManipError(f"{path}: cannot read the Zarr metadata ({_describe(exc)})") from None
+
+
+def open_array(root, key: str, where: Path):
+    """Open array ``key`` of ``root``; unreadable metadata or an unknown codec become one-line errors."""
+    try:
+        node = root[key]
+    except KeyError:
+        raise ManipError(f"{where}: missing array '{key}'") from None
+    except Exception as exc:
+        raise ManipError(f"{where}/{key}: cannot open ({_describe(exc)})") from None
+    if not hasattr(node, "shape"):
+        raise ManipError(f"{where}/{key}: is a group, expected an array")
+    return node
+
+
+def _json_meta(meta: Mapping[str, Any], where: str) -> str:
+    try:
+        return json.dumps(dict(meta), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ManipError(f"{where}: episode metadata is not JSON-serializable ({exc})") from None
+
+
+class EpisodeStore:
+    """Episodes of per-step arrays in one Zarr store. Use :meth:`create` or :meth:`open`, not the constructor."""
+
+    def __init__(self, root, path: Path, mode: str):
+        self._root = root
+        self.path = path
+        self.mode = mode
+        self.zarr_format = int(root.metadata.zarr_format)
+        self._ends_array = open_array(root, EPISODE_ENDS, path)
+        try:
+            ends = np.asarray(self._ends_array[:])
+        except Exception as exc:
+            raise ManipError(f"{path}/{EPISODE_ENDS}: unreadable ({_describe(exc)})") from None
+        if ends.ndim != 1 or ends.dtype.kind not in "iu":
+            raise ManipError(
+                f"{path}/{EPISODE_ENDS}: expected a 1-D integer array, got {ends.dtype} {ends.shape}"
+            )
+        self._ends = ends.astype(np.int64)
+        self._arrays = self._open_data_arrays()
+        self._meta_cache: list[dict] | None = None
+
+    # ---- opening -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path, zarr_format: int = 3, *, overwrite: bool = False) -> EpisodeStore:
+        """Create an empty store at ``path`` (Zarr v3 by default; ``zarr_format=2`` for Diffusion Policy tools)."""
+        zarr = _zarr()
+        path = Path(path)
+        if zarr_format not in (2, 3):
+            raise ManipError(f"{path}: zarr_format must be 2 or 3, got {zarr_format}")
+        if is_zip(path):
+            raise ManipError(f"{path}: cannot create a zipped store; use a directory path such as out.zarr")
+        if path.exists() and not overwrite:
+            raise ManipError(f"{path}: already exists (open it to append, or choose a new path)")
+        root = zarr.open_group(zarr.storage.LocalStore(path), mode="w", zarr_format=zarr_format)
+        root.attrs[LAYOUT_ATTR] = 1
+        root.require_group("data")
+        meta = root.require_group("meta")
+        meta.create_array("episode_ends", shape=(0,), chunks=(META_CHUNK,), dtype="int64", fill_value=0)
+        return cls(root, path, "a")
+
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> EpisodeStore:
+        """Open an existing store read-only (``"r"``) or for appending (``"a"``)."""
+        path = Path(path)
+        if mode not in ("r", "a"):
+            raise ManipError(f"{path}: mode must be 'r' or 'a', got '{mode}'")
+        return cls(open_root(path, mode), path, mode)
+
+    def _open_data_arrays(self) -> dict:
+        if "data" not in self._root:
+            raise ManipError(f"{self.path}: not an episode store (no 'data' group)")
+        try:
+            names = sorted(self._root["data"].array_keys())
+        except Exception as exc:
+            raise ManipError(f"{self.path}/data: cannot list arrays ({_describe(exc)})") from None
+        return {name: open_array(self._root, f"data/{name}", self.path) for name in names}
+
+    def close(self) -> None:
+        """Release the underlying Zarr store (needed for zip stores)."""
+        self._root.store.close()
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    # ---- reading -------------------------------------------------------------------------------------------
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._ends)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    @property
+    def keys(self) -> list[str]:
+        """Names of the per-step arrays under ``data/``."""
+        return list(self._arrays)
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        return self._ends.copy()
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(self._ends, prepend=0)
+
+    def _check_index(self, i: int) -> int:
+        n = self.num_episodes
+        if not -n <= i < n:
+            raise ManipError(f"{self.path}: episode {i} out of range (store has {n} episodes)")
+        return i % n
+
+    def episode_slice(self, i: int) -> slice:
+        """Steps of episode ``i`` along axis 0 of every ``data/*`` array."""
+        i = self._check_index(i)
+        start = int(self._ends[i - 1]) if i > 0 else 0
+        return slice(start, int(self._ends[i]))
+
+    def array(self, key: str):
+        """The Zarr array ``data/<key>`` (all committed steps are ``[:num_steps]``)."""
+        if key not in self._arrays:
+            raise ManipError(f"{self.path}: no key '{key}' (keys: {', '.join(self.keys) or 'none'})")
+        return self._arrays[key]
+
+    def read(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Steps ``[start, stop)`` of ``key``; an unreadable chunk is a one-line error naming the array."""
+        try:
+            return np.asarray(self.array(key)[start:stop])
+        except ManipError:
+            raise
+        except Exception as exc:
+            raise ManipError(
+                f"{self.path}/data/{key}: unreadable steps {start}:{stop} ({_describe(exc)})"
+            ) from None
+
+    def get_episode(self, i: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+        """All steps of episode ``i`` for ``keys`` (default: every key)."""
+        span = self.episode_slice(i)
+        return {key: self.read(key, span.start, span.stop) for key in (keys or self.keys)}
+
+    def _all_meta(self) -> list[dict]:
+        if self._meta_cache is None:
+            raw = [""] * self.num_episodes
+            if "episode_meta" in self._root["meta"] and self.num_episodes:
+                stored = open_array(self._root, EPISODE_META, self.path)
+                count = min(self.num_episodes, stored.shape[0])
+                raw[:count] = [str(s) for s in stored[:count]]
+            self._meta_cache = [self._parse_meta(i, text) for i, text in enumerate(raw)]
+        return self._meta_cache
+
+    def _parse_meta(self, i: int, text: str) -> dict:
+        meta: dict = {}
+        if text:
+            try:
+                meta = json.loads(text)
+            except json.JSONDecodeError:
+                raise ManipError(
+                    f"{self.path}/{EPISODE_META}: episode {i} metadata is not valid JSON"
+                ) from None
+        meta.setdefault("success", None)
+        return meta
+
+    def episode_meta(self, i: int) -> dict:
+        """Metadata of episode ``i`` (``success`` is always present: ``True``, ``False`` or ``None``)."""
+        return dict(self._all_meta()[self._check_index(i)])
+
+    @property
+    def episode_success(self) -> list[bool | None]:
+        return [m["success"] for m in self._all_meta()]
+
+    def step_spec(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Per-step shape and dtype of ``key``."""
+        arr = self.array(key)
+        return tuple(int(d) for d in arr.shape[1:]), np.dtype(arr.dtype)
+
+    # ---- appending -----------------------------------------------------------------------------------------
+
+    def add_episode(self, data: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None) -> int:
+        """Append one episode and commit it; return its index.
+
+        ``data`` maps every key of the store (all keys, for the first episode) to an array of equal length T>=1.
+        Nothing is visible to readers until the final write of ``meta/episode_ends``; a failure before it
+        leaves the store as it was.
+        """
+        self._require_writable()
+        try:
+            length = self.stage_steps(0, data)
+            return self.commit_staged(length, meta)
+        except BaseException:
+            self.discard_staged()
+            raise
+
+    def stage_steps(self, offset: int, data: Mapping[str, np.ndarray]) -> int:
+        """Write steps ``offset..`` of the episode being appended (past the committed end); return their count.
+
+        Staged steps are invisible until :meth:`commit_staged`. The :class:`~data.recorder.Recorder` streams an
+        episode through this so long image episodes need not fit in memory.
+        """
+        self._require_writable()
+        where = f"{self.path}: episode {self.num_episodes}"
+        arrays, length = self._check_steps(data, where, first_chunk=(offset == 0))
+        start = self.num_steps + offset
+        stop = start + length
+        for key, value in arrays.items():
+            target = self._arrays[key] if key in self._arrays else self._create_array(key, value)
+            target.resize((stop, *target.shape[1:]))
+            target[start:stop] = value
+        return length
+
+    def commit_staged(self, length: int, meta: Mapping[str, Any] | None = None) -> int:
+        """Commit the ``length`` staged steps as a new episode with ``meta``; return its index."""
+        self._require_writable()
+        index = self.num_episodes
+        where = f"{self.path}: episode {index}"
+        stop = self.num_steps + int(length)
+        short = [k for k, a in self._arrays.items() if a.shape[0] < stop]
+        if length < 1 or not self._arrays or short:
+            raise ManipError(f"{where}: nothing staged to commit ({length} steps; short arrays: {short})")
+        meta = dict(meta or {})
+        success = meta.get("success")
+        if success is not None and not isinstance(success, (bool, np.bool_)):
+            raise ManipError(f"{where}: success must be true, false or null, got {success!r}")
+        if success is not None:
+            meta["success"] = bool(success)
+        meta_text = _json_meta(meta, where)
+        meta_array = self._meta_array()
+        meta_array.resize((index + 1,))
+        meta_array[index] = meta_text
+        self._append_end(stop)
+        if self._meta_cache is not None:
+            self._meta_cache.append(self._parse_meta(index, meta_text))
+        return index
+
+    def discard_staged(self) -> None:
+        """Drop staged (uncommitted) steps so every ``data/*`` array ends at the last committed step again."""
+        self._require_writable()
+        for array in self._arrays.values():
+            if array.shape[0] > self.num_steps:
+                array.resize((self.num_steps, *array.shape[1:]))
+
+    def _require_writable(self) -> None:
+        if self.mode == "r":
+            raise ManipError(f"{self.path}: opened read-only; open it with mode='a' to append")
+
+    def _check_steps(self, data: Mapping[str, np.ndarray], where: str, first_chunk: bool) -> tuple[dict, int]:
+        if not isinstance(data, Mapping) or not data:
+            raise ManipError(f"{where}: expected a non-empty dict of per-step arrays")
+        arrays = {str(k): np.asarray(v) for k, v in data.items()}
+        if self.num_episodes or not first_chunk:
+            expected = set(self._arrays)
+            if set(arrays) != expected:
+                missing = sorted(expected - set(arrays))
+                extra = sorted(set(arrays) - expected)
+                parts = [f"missing key(s) {', '.join(missing)}"] * bool(missing)
+                parts += [f"unknown key(s) {', '.join(extra)}"] * bool(extra)
+                raise ManipError(f"{where}: {'; '.join(parts)} (store keys: {', '.join(sorted(expected))})")
+        lengths = {k: (v.shape[0] if v.ndim else 0) for k, v in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise ManipError(f"{where}: arrays have different lengths {lengths}")
+        length = next(iter(lengths.values()))
+        if length < 1:
+            raise ManipError(f"{where}: an episode needs at least one step")
+        for key, value in arrays.items():
+            if value.dtype.kind not in "biuf":
+                raise ManipError(
+                    f"{where}: '{key}' has dtype {value.dtype}; expected a numeric or bool array"
+                )
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ManipError(f"{where}: '{key}' contains NaN or inf")
+        if first_chunk and not self.num_episodes:
+            self._drop_uncommitted_arrays(set(arrays))
+        for key, value in arrays.items():
+            if key in self._arrays:
+                arrays[key] = self._conform(key, value, where)
+        return arrays, length
+
+    def _conform(self, key: str, value: np.ndarray, where: str) -> np.ndarray:
+        shape, dtype = self.step_spec(key)
+        if tuple(value.shape[1:]) != shape:
+            raise ManipError(
+                f"{where}: '{key}' has per-step shape {tuple(value.shape[1:])}, store has {shape}"
+            )
+        if value.dtype != dtype:
+            if not np.can_cast(value.dtype, dtype, casting="same_kind"):
+                raise ManipError(f"{where}: '{key}' has dtype {value.dtype}, store has {dtype}")
+            value = value.astype(dtype)
+        return value
+
+    def _drop_uncommitted_arrays(self, keep: set[str]) -> None:
+        """Before the first commit, arrays left by an interrupted first episode may not match: remove them."""
+        for key in [k for k in self._arrays if k not in keep]:
+            del self._root["data"][key]
+            del self._arrays[key]
+
+    def _create_array(self, key: str, value: np.ndarray):
+        step_shape = tuple(value.shape[1:])
+        kwargs = {}
+        shards = layout.shard_shape(step_shape, value.dtype, self.zarr_format)
+        if shards is not None:
+            kwargs["shards"] = shards
+        codec_name = layout.IMAGE_CODEC if layout.is_frame(step_shape, value.dtype) else layout.LOWDIM_CODEC
+        codec = layout.compressor(codec_name, value.dtype, self.zarr_format)
+        array = self._root["data"].create_array(
+            key,
+            shape=(0, *step_shape),
+            chunks=layout.chunk_shape(step_shape, value.dtype),
+            dtype=value.dtype,
+            compressors=codec if codec is not None else None,
+            fill_value=0,
+            **kwargs,
+        )
+        self._arrays[key] = array
+        self._arrays = dict(sorted(self._arrays.items()))
+        return array
+
+    def _meta_array(self):
+        meta = self._root["meta"]
+        if "episode_meta" in meta:
+            return meta["episode_meta"]
+        array = meta.create_array("episode_meta", shape=(0,), chunks=(META_CHUNK,), dtype=str)
+        if self.num_episodes:  # a store written without metadata (e.g. by Diffusion Policy): empty entries
+            array.resize((self.num_episodes,))
+            array[:] = np.array([""] * self.num_episodes, dtype=object)
+        return array
+
+    def _append_end(self, end: int) -> None:
+        """Commit: write the new end into its chunk, then grow ``episode_ends`` in one atomic metadata write."""
+        from zarr.core.array import AsyncArray
+
+        ends = self._ends_array
+        n = len(self._ends)
+        staged_meta = ends.metadata.update_shape((n + 1,))
+        inner = ends._async_array
+        staged = _zarr().Array(
+            AsyncArray(metadata=staged_meta, store_path=inner.store_path, config=inner.config)
+        )
+        staged[n] = end
+        ends.resize((n + 1,))
+        self._ends = np.append(self._ends, np.int64(end))
+
+    def uncommitted_steps(self) -> int:
+        """Steps past the last committed end in the longest ``data/*`` array (an interrupted append's tail)."""
+        longest = max((a.shape[0] for a in self._arrays.values()), default=0)
+        return max(0, longest - self.num_steps)
+
+    def __repr__(self) -> str:
+        return (
+            f"EpisodeStore({str(self.path)!r}, zarr_format={self.zarr_format}, episodes={self.num_episodes}, "
+            f"steps={self.num_steps}, keys={self.keys})"
+        )
