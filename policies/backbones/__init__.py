@@ -1,0 +1,1 @@
+"""Denoising backbones shared by every generative head: (noisy chunk, time, conditioning) → chunk."""

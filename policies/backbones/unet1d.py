@@ -1,0 +1,134 @@
+"""Diffusion Policy's FiLM-conditioned 1-D temporal UNet (Chi et al., 2023)."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+from data.config import StrictConfig
+from data.errors import ManipError
+from policies.backbones.base import BACKBONES, Backbone, time_mlp
+
+
+class UNet1DConfig(StrictConfig):
+    """Widths per resolution level (``down_dims``), time-embedding size, conv kernel and GroupNorm groups."""
+
+    down_dims: tuple[int, ...] = (256, 512, 1024)
+    time_embed_dim: int = 128
+    kernel_size: int = 5
+    n_groups: int = 8
+    cond_predict_scale: bool = True
+
+
+class Conv1dBlock(nn.Sequential):
+    """Conv1d → GroupNorm → Mish."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, n_groups: int):
+        super().__init__(
+            nn.Conv1d(in_ch, out_ch, kernel_size, padding=kernel_size // 2),
+            nn.GroupNorm(n_groups, out_ch),
+            nn.Mish(),
+        )
+
+
+class FiLMResBlock(nn.Module):
+    """Two conv blocks with FiLM (per-channel scale and bias) from the conditioning vector, plus a residual."""
+
+    def __init__(self, in_ch: int, out_ch: int, cond_dim: int, kernel_size: int, n_groups: int, scale: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            [
+                Conv1dBlock(in_ch, out_ch, kernel_size, n_groups),
+                Conv1dBlock(out_ch, out_ch, kernel_size, n_groups),
+            ]
+        )
+        self.scale = scale
+        self.out_ch = out_ch
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, out_ch * 2 if scale else out_ch))
+        self.residual = nn.Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        out = self.blocks[0](x)
+        film = self.film(cond).unsqueeze(-1)
+        if self.scale:
+            out = film[:, : self.out_ch] * out + film[:, self.out_ch :]
+        else:
+            out = out + film
+        return self.blocks[1](out) + self.residual(x)
+
+
+@BACKBONES.register("unet1d", UNet1DConfig)
+class UNet1D(Backbone):
+    """Temporal UNet over the chunk (channels = action dims); time(s) + observation condition every block."""
+
+    def __init__(self, action_dim: int, horizon: int, cond_dim: int, uses_time2: bool, config: UNet1DConfig):
+        super().__init__()
+        levels = len(config.down_dims)
+        if horizon % (2 ** (levels - 1)):
+            raise ManipError(
+                f"unet1d: horizon {horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}"
+            )
+        bad = [d for d in config.down_dims if d % config.n_groups]
+        if bad:
+            raise ManipError(f"unet1d: down_dims {bad} not divisible by n_groups={config.n_groups}")
+        self.time_embed = time_mlp(config.time_embed_dim)
+        self.time2_embed = time_mlp(config.time_embed_dim) if uses_time2 else None
+        film_dim = config.time_embed_dim * (2 if uses_time2 else 1) + cond_dim
+        block = dict(
+            cond_dim=film_dim,
+            kernel_size=config.kernel_size,
+            n_groups=config.n_groups,
+            scale=config.cond_predict_scale,
+        )
+        dims = [action_dim, *config.down_dims]
+        self.down = nn.ModuleList()
+        for i, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
+            last = i == levels - 1
+            self.down.append(
+                nn.ModuleList(
+                    [
+                        FiLMResBlock(d_in, d_out, **block),
+                        FiLMResBlock(d_out, d_out, **block),
+                        nn.Conv1d(d_out, d_out, 3, 2, 1) if not last else nn.Identity(),
+                    ]
+                )
+            )
+        mid = config.down_dims[-1]
+        self.mid = nn.ModuleList([FiLMResBlock(mid, mid, **block), FiLMResBlock(mid, mid, **block)])
+        self.up = nn.ModuleList()
+        for d_out, d_in in reversed(list(itertools.pairwise(dims[1:]))):
+            self.up.append(
+                nn.ModuleList(
+                    [
+                        FiLMResBlock(d_in * 2, d_out, **block),
+                        FiLMResBlock(d_out, d_out, **block),
+                        nn.ConvTranspose1d(d_out, d_out, 4, 2, 1),
+                    ]
+                )
+            )
+        first = config.down_dims[0]
+        self.final = nn.Sequential(
+            Conv1dBlock(first, first, config.kernel_size, config.n_groups), nn.Conv1d(first, action_dim, 1)
+        )
+
+    def forward(
+        self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        parts = [self.time_embed(time)]
+        if self.time2_embed is not None:
+            parts.append(self.time2_embed(time if time2 is None else time2))
+        film = torch.cat([*parts, cond], dim=-1)
+        h = x.transpose(1, 2)
+        skips = []
+        for res1, res2, downsample in self.down:
+            h = res2(res1(h, film), film)
+            skips.append(h)
+            h = downsample(h)
+        for res in self.mid:
+            h = res(h, film)
+        for res1, res2, upsample in self.up:
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = upsample(res2(res1(h, film), film))
+        return self.final(h).transpose(1, 2)

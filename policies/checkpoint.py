@@ -1,0 +1,113 @@
+"""Checkpoint directories: ``model.safetensors`` (weights) + ``config.json`` (everything else). No pickle.
+
+``config.json`` holds the policy type, its full config (architecture, horizons), the observation and action
+specs, the normalizer statistics and the versions that wrote it. ``load_policy`` rebuilds the policy from it
+and loads the weights strictly, so a round trip predicts exactly what the saved policy did.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from data.errors import ManipError
+from data.specs import Spec
+
+FORMAT = "manip-policy"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        manip = version("manip")
+    except PackageNotFoundError:
+        manip = "unknown"
+    return {"manip": manip, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def policy_metadata(policy) -> dict:
+    """The JSON description of ``policy`` that :func:`load_policy` rebuilds it from."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "policy_type": policy.config.type,
+        "policy": policy.config.model_dump(mode="json"),
+        "obs_spec": policy.obs_spec.to_json(),
+        "action_spec": policy.action_spec.to_json(),
+        "normalizer": policy.normalizer.to_json(),
+        "horizons": {
+            "n_obs_steps": policy.n_obs_steps,
+            "horizon": policy.horizon,
+            "n_action_steps": policy.n_action_steps,
+        },
+        "versions": _versions(),
+    }
+
+
+def save_pretrained(policy, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``policy`` (or ``state_dict`` in its architecture, e.g. EMA weights) as a checkpoint directory."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = policy.state_dict() if state_dict is None else state_dict
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path / WEIGHTS))
+    (path / CONFIG).write_text(json.dumps(policy_metadata(policy), indent=2) + "\n")
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """Read and sanity-check a checkpoint's ``config.json`` (one-line errors)."""
+    path = Path(path)
+    config_path = path / CONFIG
+    if not path.is_dir():
+        raise ManipError(f"{path}: no such checkpoint directory")
+    if not config_path.is_file() or not (path / WEIGHTS).is_file():
+        raise ManipError(f"{path}: not a checkpoint (needs {CONFIG} and {WEIGHTS})")
+    try:
+        meta = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ManipError(f"{config_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ManipError(f"{config_path}: not a manip policy config (format should be '{FORMAT}')")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ManipError(f"{config_path}: format_version {meta['format_version']} is newer than this manip")
+    return meta
+
+
+def build_policy(meta: dict, where: str = "checkpoint"):
+    """Build an (untrained) policy from checkpoint metadata."""
+    from data.normalizer import Normalizer
+
+    from policies.config import POLICY_TYPES, parse_policy_config
+
+    config = parse_policy_config(meta["policy"], where=f"{where}: policy")
+    entry = POLICY_TYPES.get(config.type)
+    return entry.cls(
+        config,
+        Spec.from_json(meta["obs_spec"]),
+        Spec.from_json(meta["action_spec"]),
+        Normalizer.from_json(meta["normalizer"]),
+    )
+
+
+def load_policy(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a checkpoint directory into a policy in eval mode on ``device``."""
+    path = Path(path)
+    meta = read_metadata(path)
+    policy = build_policy(meta, where=str(path))
+    state = load_file(str(path / WEIGHTS))
+    missing, unexpected = policy.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ManipError(
+            f"{path / WEIGHTS}: weights do not match the config"
+            + (f"; missing {', '.join(missing[:3])}" if missing else "")
+            + (f"; unexpected {', '.join(unexpected[:3])}" if unexpected else "")
+        )
+    return policy.to(device).eval()

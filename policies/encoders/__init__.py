@@ -1,0 +1,1 @@
+"""Observation encoders: normalized observation history → one conditioning vector per sample."""

@@ -1,0 +1,91 @@
+"""The generative-head interface and registry.
+
+A head owns no network: it says how a :class:`~policies.backbones.base.Backbone` is trained on normalized action
+chunks (``loss``) and how chunks are drawn from it (``sample``). The number of sampling steps is a runtime
+argument. ``prefix (B, P, A)`` (normalized) is real-time-chunking inpainting: the first ``P`` actions of every
+sample are held to the prefix during sampling and equal it exactly in the result.
+
+Heads are built as ``cls(config)``; ``uses_time2`` tells the backbone whether a second time input is needed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from data.errors import ManipError
+from policies.registry import Registry
+
+HEADS = Registry(
+    "head",
+    modules={
+        "diffusion": "policies.heads.diffusion",
+        "flow": "policies.heads.flow",
+        "meanflow": "policies.heads.meanflow",
+    },
+)
+
+
+class GenerativeHead:
+    """Base class for diffusion, flow and MeanFlow heads."""
+
+    uses_time2: bool = False
+    default_steps: int = 1
+
+    def loss(
+        self, backbone, actions: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def sample(
+        self,
+        backbone,
+        cond: torch.Tensor,
+        horizon: int,
+        action_dim: int,
+        steps: int | None = None,
+        prefix: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def initial_noise(
+    cond: torch.Tensor, horizon: int, action_dim: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Standard normal ``(B, horizon, action_dim)`` on ``cond``'s device, drawn from ``generator`` if given."""
+    return torch.randn(
+        (cond.shape[0], horizon, action_dim),
+        generator=generator,
+        device=generator.device if generator is not None else cond.device,
+    ).to(device=cond.device, dtype=cond.dtype)
+
+
+def check_prefix(prefix: torch.Tensor | None, batch: int, horizon: int, action_dim: int) -> int:
+    """Validate an inpainting prefix and return its length ``P`` (0 without one)."""
+    if prefix is None:
+        return 0
+    if (
+        prefix.ndim != 3
+        or prefix.shape[0] != batch
+        or prefix.shape[2] != action_dim
+        or prefix.shape[1] > horizon
+    ):
+        raise ManipError(
+            f"prefix has shape {tuple(prefix.shape)}, expected ({batch}, P <= {horizon}, {action_dim})"
+        )
+    return int(prefix.shape[1])
+
+
+def check_steps(steps: int | None, default: int) -> int:
+    """Resolve the runtime number of sampling steps (``None`` → the head's default)."""
+    steps = default if steps is None else int(steps)
+    if steps < 1:
+        raise ManipError(f"steps must be >= 1, got {steps}")
+    return steps
+
+
+def hold_prefix(x: torch.Tensor, value: torch.Tensor | None) -> torch.Tensor:
+    """Return ``x`` with its first ``P`` timesteps replaced by ``value (B, P, A)`` (no-op without one)."""
+    if value is None or value.shape[1] == 0:
+        return x
+    return torch.cat([value.to(x.dtype), x[:, value.shape[1] :]], dim=1)

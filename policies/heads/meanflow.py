@@ -1,0 +1,86 @@
+"""MeanFlow head (Geng et al. 2025; MP1 for policies): one-step generation from an average-velocity model.
+
+Path ``z_t = (1 - t) x + t e`` (t=0 data, t=1 noise), instantaneous velocity ``v = e - x``. The backbone models
+the average velocity ``u(z, r, t)`` over ``[r, t]``; training regresses it onto the MeanFlow identity target
+``u_tgt = v - (t - r) d/dt u(z_t, r, t)`` (stop-gradient), where the total derivative comes from one
+``torch.func.jvp`` with tangents ``(v, 0, 1)``. Sampling from noise takes ``z_r = z_t - (t - r) u`` per step:
+ONE network evaluation for the default single step. Classifier-free guidance is not implemented (the policies
+here are conditioned on observations only).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import jvp
+
+from data.config import StrictConfig
+from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps, hold_prefix, initial_noise
+
+
+class MeanFlowHeadConfig(StrictConfig):
+    """(r, t) sampling (logit-normal, fraction with r != t), adaptive loss weighting power, time scale."""
+
+    ratio_r_neq_t: float = 0.25
+    logit_normal_mean: float = -0.4
+    logit_normal_std: float = 1.0
+    adaptive_weight_power: float = 1.0
+    adaptive_weight_eps: float = 1e-3
+    default_steps: int = 1
+    time_scale: float = 100.0
+
+
+@HEADS.register("meanflow", MeanFlowHeadConfig)
+class MeanFlowHead(GenerativeHead):
+    """Average-velocity model trained with the MeanFlow identity; backbone gets ``time=t``, ``time2=r``."""
+
+    uses_time2 = True
+
+    def __init__(self, config: MeanFlowHeadConfig):
+        self.config = config
+        self.default_steps = config.default_steps
+
+    def _sample_r_t(self, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        normal = (
+            torch.randn(batch, 2, device=device) * self.config.logit_normal_std
+            + self.config.logit_normal_mean
+        )
+        times = torch.sigmoid(normal)
+        t, r = times.max(dim=1).values, times.min(dim=1).values
+        equal = torch.rand(batch, device=device) >= self.config.ratio_r_neq_t
+        return torch.where(equal, t, r), t
+
+    def average_velocity(self, backbone, z, r, t, cond):
+        scale = self.config.time_scale
+        return backbone(z, t * scale, cond, r * scale)
+
+    def loss(self, backbone, actions, cond):
+        noise = torch.randn_like(actions)
+        r, t = self._sample_r_t(actions.shape[0], actions.device)
+        z = (1 - t[:, None, None]) * actions + t[:, None, None] * noise
+        v = noise - actions
+        u, dudt = jvp(
+            lambda z_, r_, t_: self.average_velocity(backbone, z_, r_, t_, cond),
+            (z, r, t),
+            (v, torch.zeros_like(r), torch.ones_like(t)),
+        )
+        target = (v - (t - r)[:, None, None] * dudt).detach()
+        err = ((u - target) ** 2).flatten(1).mean(dim=1)
+        weight = (err.detach() + self.config.adaptive_weight_eps) ** -self.config.adaptive_weight_power
+        loss = (weight * err).mean()
+        return loss, {"loss": float(loss.detach()), "mse": float(err.detach().mean())}
+
+    @torch.no_grad()
+    def sample(self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None):
+        steps = check_steps(steps, self.default_steps)
+        check_prefix(prefix, cond.shape[0], horizon, action_dim)
+        noise = initial_noise(cond, horizon, action_dim, generator)
+        z = noise
+        batch = cond.shape[0]
+        for i in range(steps):
+            t_now, t_next = 1.0 - i / steps, 1.0 - (i + 1) / steps
+            if prefix is not None:  # hold the prefix where the path puts it at t_now
+                z = hold_prefix(z, (1 - t_now) * prefix + t_now * noise[:, : prefix.shape[1]])
+            t = torch.full((batch,), t_now, device=cond.device)
+            r = torch.full((batch,), t_next, device=cond.device)
+            z = z - (t_now - t_next) * self.average_velocity(backbone, z, r, t, cond)
+        return hold_prefix(z, prefix)
