@@ -145,6 +145,12 @@ class ChunkExecutor:
         self.request_time = None
         self.stats["failed requests"] += 1
 
+    @property
+    def switch_index(self) -> int:
+        """Chunk index where the next chunk should take over: ``n_action_steps`` after the action for the
+        observation time (index ``-action_offset``, or 0 when the chunk starts later)."""
+        return max(0, -self.config.action_offset) + self.config.n_action_steps
+
     def needs_chunk(self, t_now: float) -> bool:
         """Whether to request a new chunk now (with an observation taken at ``t_now``)."""
         if self.in_flight(t_now):
@@ -154,11 +160,11 @@ class ChunkExecutor:
             return True
         c = self.config
         if c.mode == "receding":
-            return cur.index_at(t_now, self.dt, c.action_offset) >= c.n_action_steps
+            return cur.index_at(t_now, self.dt, c.action_offset) >= self.switch_index
         if c.mode == "ensemble":
             last = self.last_request_time if self.last_request_time is not None else cur.t_obs
             return (t_now - last) / self.dt >= c.ensemble_every - 1e-6
-        switch_time = cur.anchor + (c.n_action_steps + c.action_offset) * self.dt
+        switch_time = cur.anchor + (self.switch_index + c.action_offset) * self.dt
         return t_now + self.latency.estimate() + c.request_margin_steps * self.dt >= switch_time - 1e-9
 
     def push_chunk(self, chunk: np.ndarray, t_obs: float, t_received: float | None = None) -> None:
@@ -227,7 +233,7 @@ class ChunkExecutor:
         i = cur.index_at(t_now, self.dt, c.action_offset)
         if i < 0:
             return None, None, NOT_STARTED
-        if c.mode == "receding" and i >= c.n_action_steps:
+        if c.mode == "receding" and i >= self.switch_index:
             return None, None, WAITING
         if i >= cur.horizon:
             return None, None, EXHAUSTED

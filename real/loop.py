@@ -17,7 +17,18 @@ import numpy as np
 from data.errors import ManipError
 from real.executor import ChunkExecutor, ExecutorAction, ExecutorConfig
 from real.latency import InjectedDelay
-from real.sources import ChunkSource
+from real.sources import ChunkSource, SourceMetadata
+
+
+def executor_config_for(meta: SourceMetadata, **overrides) -> ExecutorConfig:
+    """An :class:`ExecutorConfig` with the source's control rate, ``n_action_steps`` and action offset."""
+    values = {
+        "control_rate": meta.control_rate,
+        "n_action_steps": meta.n_action_steps,
+        "action_offset": meta.action_offset,
+        **overrides,
+    }
+    return ExecutorConfig(**values)
 
 
 class ObsHistory:
@@ -72,9 +83,7 @@ class ChunkedController:
         self.source = source
         meta = source.metadata
         if not isinstance(executor, ChunkExecutor):
-            executor = ChunkExecutor(
-                executor or ExecutorConfig(control_rate=meta.control_rate, n_action_steps=meta.n_action_steps)
-            )
+            executor = ChunkExecutor(executor or executor_config_for(meta))
         self.executor = executor
         self.delay = delay
         self.instruction = instruction

@@ -31,6 +31,8 @@ class SourceMetadata:
     n_obs_steps: int
     n_action_steps: int
     control_rate: float = 20.0
+    action_offset: int = 0
+    """Chunk action i is for time ``t_obs + (i + action_offset)·dt`` (Diffusion Policy: ``-(n_obs_steps - 1)``)."""
     checkpoint_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -48,6 +50,7 @@ class SourceMetadata:
             "n_obs_steps": self.n_obs_steps,
             "n_action_steps": self.n_action_steps,
             "control_rate": self.control_rate,
+            "action_offset": self.action_offset,
             "checkpoint_id": self.checkpoint_id,
             "extra": dict(self.extra),
         }
@@ -64,6 +67,7 @@ class SourceMetadata:
                 n_obs_steps=int(raw["n_obs_steps"]),
                 n_action_steps=int(raw["n_action_steps"]),
                 control_rate=float(raw.get("control_rate", 20.0)),
+                action_offset=int(raw.get("action_offset", 0)),
                 checkpoint_id=str(raw.get("checkpoint_id", "")),
                 extra=dict(raw.get("extra") or {}),
             )
@@ -138,13 +142,15 @@ class LocalPolicySource:
         if compile:  # compiles the module's forward in place (nn.Module.compile); attributes stay reachable
             self.policy.compile()
         self.metadata = SourceMetadata(
-            policy_type=str(getattr(policy, "policy_type", type(policy).__name__)),
+            policy_type=str(getattr(getattr(policy, "config", None), "type", type(policy).__name__)),
             obs_spec=policy.obs_spec,
             action_spec=policy.action_spec,
             horizon=int(policy.horizon),
             n_obs_steps=int(policy.n_obs_steps),
             n_action_steps=int(policy.n_action_steps),
             control_rate=float(getattr(policy, "control_rate", None) or 20.0),
+            # the training windows start at the first observation step: chunk[n_obs_steps - 1] is "now"
+            action_offset=-(int(policy.n_obs_steps) - 1),
             checkpoint_id=checkpoint,
         )
 

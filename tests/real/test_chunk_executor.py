@@ -188,3 +188,17 @@ def test_bad_chunk_shape_is_a_one_line_error():
 def test_bad_safety_config_is_a_one_line_error():
     with pytest.raises(ManipError, match="max_delta"):
         ChunkExecutor(ExecutorConfig(safety=SafetyConfig(max_delta=[1, 2, 3])), action_dim=2)
+
+
+def test_diffusion_policy_offset_runs_n_action_steps_from_the_current_step():
+    # n_obs_steps = 2: chunk[0] is for the previous tick, chunk[1] for the observation time
+    for mode in ("receding", "async"):
+        ex = make(mode, action_offset=-1)
+        ex.push_chunk(ramp(0), t_obs=0.0)
+        assert [ex.act(k * DT).action[0] for k in range(4)] == [1, 2, 3, 4]
+        assert not ex.needs_chunk(3 * DT)
+        assert ex.needs_chunk(4 * DT)
+    rtc = make("rtc", action_offset=-1)
+    rtc.push_chunk(ramp(0), t_obs=0.0)
+    # a chunk requested at tick 2 starts at tick 1 (index 0); ticks 1..3 run before it arrives at 3.5
+    assert rtc.rtc_prefix(2 * DT, latency=1.5 * DT)[:, 0].tolist() == [2, 3, 4]
