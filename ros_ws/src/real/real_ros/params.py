@@ -1,0 +1,109 @@
+"""The parameters each node declares, with defaults: one table that the nodes, the launch file, the YAML in
+config/ and the tests all agree on. Plain Python (no rclpy), so it can be read anywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+COMMAND_INTERFACES = ("joint_trajectory", "cartesian")
+CAMERA_TRANSPORTS = ("raw", "compressed")
+EXECUTOR_MODES = ("receding", "ensemble", "async", "rtc")
+
+
+@dataclass(frozen=True)
+class PolicyNodeParams:
+    """Parameters of ``policy_node`` (names are the ROS parameter names)."""
+
+    server_url: str = "ws://127.0.0.1:8000"
+    token_file: str = ""
+    control_rate_hz: float = 10.0
+    dry_run: bool = True
+    # Cameras: topic i feeds observation key camera_keys[i]; Image ("raw") or CompressedImage ("compressed").
+    camera_topics: tuple[str, ...] = ("/camera/color/image_raw",)
+    camera_keys: tuple[str, ...] = ("agentview_image",)
+    camera_transport: str = "raw"
+    max_frame_age_s: float = 0.25
+    # Robot state: joint positions (in joint_names order) feed observation key joint_state_key.
+    joint_state_topic: str = "/joint_states"
+    joint_names: tuple[str, ...] = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
+    joint_state_key: str = "robot0_joint_pos"
+    max_state_age_s: float = 0.25
+    # Commands: joint_trajectory → trajectory_msgs/JointTrajectory on command_topic; cartesian →
+    # geometry_msgs/PoseStamped on command_topic. Either way, an extra last action element goes to gripper_topic.
+    command_interface: str = "joint_trajectory"
+    command_topic: str = "/joint_trajectory_controller/joint_trajectory"
+    gripper_topic: str = "/gripper_command"
+    frame_id: str = "base_link"
+    # Executor and transport.
+    executor_mode: str = "receding"
+    request_timeout_s: float = 2.0
+    reconnect_interval_s: float = 1.0
+    diagnostics_period_s: float = 1.0
+
+    def problems(self) -> list[str]:
+        """One line per inconsistent value (empty when the parameters are usable)."""
+        out = []
+        if self.control_rate_hz <= 0:
+            out.append(f"control_rate_hz must be > 0, got {self.control_rate_hz}")
+        if len(self.camera_topics) != len(self.camera_keys):
+            out.append(
+                f"camera_topics has {len(self.camera_topics)} entries but camera_keys has {len(self.camera_keys)}"
+            )
+        if self.camera_transport not in CAMERA_TRANSPORTS:
+            out.append(
+                f"camera_transport '{self.camera_transport}' is not one of {', '.join(CAMERA_TRANSPORTS)}"
+            )
+        if self.command_interface not in COMMAND_INTERFACES:
+            out.append(
+                f"command_interface '{self.command_interface}' is not one of {', '.join(COMMAND_INTERFACES)}"
+            )
+        if self.executor_mode not in EXECUTOR_MODES:
+            out.append(f"executor_mode '{self.executor_mode}' is not one of {', '.join(EXECUTOR_MODES)}")
+        if not self.joint_names:
+            out.append("joint_names is empty")
+        return out
+
+
+@dataclass(frozen=True)
+class CameraNodeParams:
+    """Parameters of ``camera_node`` (RealSense frames from the camera process → sensor_msgs/Image)."""
+
+    serials: tuple[str, ...] = ("",)
+    names: tuple[str, ...] = ("camera",)
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    enable_depth: bool = True
+    playback_file: str = ""
+
+
+@dataclass(frozen=True)
+class RecorderNodeParams:
+    """Parameters of ``recorder_node`` (live topics → Zarr episodes through data.recorder.Recorder)."""
+
+    store_path: str = "demos.zarr"
+    record_rate_hz: float = 10.0
+    camera_topics: tuple[str, ...] = ("/camera/color/image_raw",)
+    camera_keys: tuple[str, ...] = ("agentview_image",)
+    joint_state_topic: str = "/joint_states"
+    joint_names: tuple[str, ...] = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
+    joint_state_key: str = "robot0_joint_pos"
+    action_topic: str = "/joint_trajectory_controller/joint_trajectory"
+    intervention_topic: str = "/teleop/intervention"
+    task: str = "real"
+    instruction: str = ""
+    max_frame_age_s: float = 0.25
+
+
+def defaults(params_class) -> dict:
+    """``{name: default}`` of a params dataclass, with tuples as lists (the form ROS parameters take)."""
+    out = {}
+    for f in fields(params_class):
+        value = f.default
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def from_values(params_class, values: dict):
+    """Build a params dataclass from ``{name: value}`` (lists become tuples)."""
+    return params_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

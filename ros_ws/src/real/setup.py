@@ -1,0 +1,33 @@
+"""ament_python package `real`. Its Python module is `real_ros` so it never shadows manip's top-level `real`."""
+
+from glob import glob
+
+from setuptools import setup
+
+PACKAGE = "real"
+MODULE = "real_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=[MODULE],
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="manip",
+    maintainer_email="manip@example.org",
+    description="manip policy node, RealSense camera publisher and recorder for ROS 2",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "policy_node = real_ros.policy_node:main",
+            "camera_node = real_ros.camera_node:main",
+            "recorder_node = real_ros.recorder_node:main",
+        ],
+    },
+)
