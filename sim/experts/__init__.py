@@ -1,0 +1,46 @@
+"""Scripted experts, one per task: ``make_expert(task)`` returns an object with ``reset(env, seed)`` and
+``act(env, obs) -> action (7,)`` (see :mod:`sim.experts.base`)."""
+
+from __future__ import annotations
+
+import importlib
+
+from data.errors import ManipError
+from sim.tasks import get_task
+
+EXPERTS = {
+    "Lift": "sim.experts.lift:LiftExpert",
+    "PickPlaceCan": "sim.experts.pick_place:PickPlaceCanExpert",
+    "NutAssemblySquare": "sim.experts.nut_assembly:NutAssemblySquareExpert",
+    "Stack": "sim.experts.stack:StackExpert",
+    "Door": "sim.experts.door:DoorExpert",
+}
+
+
+def make_expert(task: str):
+    """The scripted expert for ``task`` (a one-line error for an unknown task or one without an expert)."""
+    get_task(task)
+    if task not in EXPERTS:
+        raise ManipError(f"task '{task}' has no scripted expert (experts: {', '.join(EXPERTS)})")
+    module, name = EXPERTS[task].split(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def rollout(env, expert, seed: int, on_step=None, extra_steps: int = 0) -> tuple[bool, int]:
+    """Run one expert episode from ``env.reset(seed=seed)``; returns ``(success, steps)``.
+
+    ``on_step(obs, action)`` sees each observation with the action taken from it. The episode ends at success
+    (after ``extra_steps`` more steps) or at the horizon.
+    """
+    obs = env.reset(seed=seed)
+    expert.reset(env, seed)
+    success, after = False, 0
+    while True:
+        action = expert.act(env, obs)
+        if on_step is not None:
+            on_step(obs, action)
+        obs, _reward, terminated, truncated, _info = env.step(action)
+        success = success or terminated
+        after += success
+        if (success and after > extra_steps) or truncated:
+            return success, env.steps

@@ -1,0 +1,181 @@
+"""Waypoint experts: phases with targets read from the simulator, tracked through the OSC_POSE delta actions.
+
+An expert is a list of :class:`Phase` objects. Each phase has a target position (a function of the env, so it
+follows moving objects), an optional gripper yaw target, a gripper command and a completion rule. The expert
+turns the error to the target into a clipped, rate-limited 7-D action, exactly what a human operator sends, so
+the motion is smooth (no teleporting). Each episode draws its own speed and small waypoint offsets from a
+generator seeded by the episode seed, so demonstrations vary across seeds but replay exactly for one seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+OPEN, CLOSE = -1.0, 1.0
+POS_SCALE = 0.05  # metres per unit of action (robosuite's OSC_POSE output_max)
+ROT_SCALE = 0.5  # radians per unit of action
+
+Target = Callable[["object"], np.ndarray]
+
+
+@dataclass
+class Phase:
+    """One segment of a demonstration.
+
+    ``target(env)`` is where the end-effector goes; ``yaw(env)`` (radians, world frame) where the gripper turns,
+    ``None`` keeps the current orientation target. The phase ends once the position error is below ``tol`` and
+    at least ``min_steps`` steps passed, or after ``max_steps``. ``speed`` scales the episode's top speed.
+    """
+
+    name: str
+    target: Target
+    gripper: float
+    yaw: Callable[[object], float] | None = None
+    tol: float = 0.01
+    min_steps: int = 0
+    max_steps: int = 120
+    speed: float = 1.0
+    done: Callable[[object], bool] | None = None
+
+
+def wrap_angle(angle: float, period: float = 2 * np.pi) -> float:
+    """Wrap ``angle`` into [-period/2, period/2)."""
+    return float((angle + period / 2) % period - period / 2)
+
+
+def rot_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def yaw_of(matrix: np.ndarray) -> float:
+    """Heading of a frame's x axis in the world xy plane."""
+    return float(np.arctan2(matrix[1, 0], matrix[0, 0]))
+
+
+def axis_angle(matrix: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle) of a rotation matrix."""
+    cos = np.clip((np.trace(matrix) - 1.0) / 2.0, -1.0, 1.0)
+    angle = np.arccos(cos)
+    if angle < 1e-6:
+        return np.zeros(3)
+    axis = np.array([matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0], matrix[1, 0] - matrix[0, 1]])
+    norm = np.linalg.norm(axis)
+    if norm < 1e-9:  # angle close to pi: take the axis from the symmetric part
+        diag = np.sqrt(np.clip((np.diag(matrix) + 1.0) / 2.0, 0.0, None))
+        return diag * angle
+    return axis / norm * angle
+
+
+class Sim:
+    """Read-only views of the robosuite sim an expert needs (poses of bodies, sites and the end-effector)."""
+
+    def __init__(self, env):
+        self.raw = env.raw
+
+    @property
+    def data(self):
+        return self.raw.sim.data
+
+    def body_pos(self, body_id: int) -> np.ndarray:
+        return np.array(self.data.body_xpos[body_id])
+
+    def body_mat(self, body_id: int) -> np.ndarray:
+        return np.array(self.data.body_xmat[body_id]).reshape(3, 3)
+
+    def site_pos(self, name: str) -> np.ndarray:
+        return np.array(self.data.site_xpos[self.raw.sim.model.site_name2id(name)])
+
+    def site_mat(self, name: str) -> np.ndarray:
+        return np.array(self.data.site_xmat[self.raw.sim.model.site_name2id(name)]).reshape(3, 3)
+
+    def eef_site(self) -> int:
+        robot = self.raw.robots[0]
+        return robot.eef_site_id[robot.arms[0]]
+
+    def eef_pos(self) -> np.ndarray:
+        return np.array(self.data.site_xpos[self.eef_site()])
+
+    def eef_mat(self) -> np.ndarray:
+        return np.array(self.data.site_xmat[self.eef_site()]).reshape(3, 3)
+
+
+class WaypointExpert:
+    """Runs a task's phases; subclasses implement :meth:`plan` (the phases for the current episode)."""
+
+    #: speed range (fraction of full action) drawn per episode
+    speed_range: tuple[float, float] = (0.7, 1.0)
+    gain: float = 20.0  # action per metre of error, before clipping to the speed
+    rot_gain: float = 2.0  # action per radian of orientation error
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+        self.phases: list[Phase] = []
+        self.index = 0
+        self.phase_steps = 0
+        self.speed = 1.0
+        self.down = np.eye(3)
+        self.yaw_target = 0.0
+        self.last_pos_action = np.zeros(3)
+
+    # -- API -------------------------------------------------------------------------------------------
+    def reset(self, env, seed: int | None = None) -> None:
+        """Plan a new episode for the env's current state; ``seed`` draws this episode's speed and offsets."""
+        self.rng = np.random.default_rng(seed)
+        self.sim = Sim(env)
+        eef = self.sim.eef_mat()
+        self.yaw_target = yaw_of(eef)
+        self.down = rot_z(-self.yaw_target) @ eef  # the gripper's pointing-down orientation, heading zero
+        self.speed = float(self.rng.uniform(*self.speed_range))
+        self.phases = self.plan(env)
+        self.index = 0
+        self.phase_steps = 0
+        self.last_pos_action = np.zeros(3)
+
+    def act(self, env, obs=None) -> np.ndarray:
+        """The next 7-D action (OSC_POSE delta + gripper)."""
+        phase = self._current_phase(env)
+        eef = self.sim.eef_pos()
+        error = phase.target(env) - eef
+        limit = self.speed * phase.speed
+        pos = np.clip(error * self.gain, -limit, limit)
+        # rate limit: a hand does not jump from rest to full speed
+        pos = self.last_pos_action + np.clip(pos - self.last_pos_action, -0.15, 0.15)
+        self.last_pos_action = pos
+        if phase.yaw is not None:
+            self.yaw_target = phase.yaw(env)
+        goal = rot_z(self.yaw_target) @ self.down
+        rot = np.clip(axis_angle(goal @ self.sim.eef_mat().T) * self.rot_gain, -0.5, 0.5)
+        self.phase_steps += 1
+        return np.concatenate([pos, rot, [phase.gripper]]).astype(np.float32)
+
+    @property
+    def finished(self) -> bool:
+        return self.index >= len(self.phases) - 1 and self.phase_steps >= self.phases[-1].max_steps
+
+    # -- helpers for subclasses ------------------------------------------------------------------------
+    def plan(self, env) -> list[Phase]:
+        raise NotImplementedError
+
+    def jitter(self, scale: float, size: int = 3) -> np.ndarray:
+        """A small seeded offset (uniform in ±scale) for a waypoint."""
+        return self.rng.uniform(-scale, scale, size)
+
+    def grasp_yaw(self, object_yaw: float, symmetry: float) -> float:
+        """The gripper heading closest to the current one that lines up with an object of the given symmetry."""
+        return self.yaw_target + wrap_angle(object_yaw - self.yaw_target, symmetry)
+
+    def _current_phase(self, env) -> Phase:
+        while self.index < len(self.phases) - 1:
+            phase = self.phases[self.index]
+            reached = np.linalg.norm(phase.target(env) - self.sim.eef_pos()) < phase.tol
+            ended = phase.done(env) if phase.done is not None else reached
+            if (ended and self.phase_steps >= phase.min_steps) or self.phase_steps >= phase.max_steps:
+                self.index += 1
+                self.phase_steps = 0
+                continue
+            break
+        return self.phases[self.index]
