@@ -1,0 +1,185 @@
+"""VLA-style multi-task policy: language instruction + image tokens + proprio → transformer → flow action expert.
+
+Tokens (all of width ``context.d_model``):
+- one language token: the frozen sentence embedding of the instruction (``policies.encoders.language``; the text
+  model is referenced by path with a fingerprint in the checkpoint, see that module) through a trainable linear;
+- image tokens: every camera frame goes through a ResNet-GN (or pretrained, ``policies.encoders.image``) trunk,
+  and each cell of its last feature map becomes a token (linear + learned camera/time/position embedding);
+- proprio tokens: the normalized low-dim features of each observation step, one token per step;
+- ``context.readouts`` learned readout tokens.
+A pre-LayerNorm transformer encoder mixes them; the readout tokens, flattened, are the conditioning ``(B, C)`` of
+the action expert: a backbone (default the DiT-style ``transformer``) trained and sampled by a generative head
+(default ``flow``, POLICY-CORE's flow-matching head). Save/load is the common checkpoint code.
+
+Batches carry ``"instruction"``: a list of B strings; ``predict_chunk(..., instruction=[...])`` likewise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from data.config import StrictConfig
+from data.errors import ManipError
+from data.specs import Spec
+from policies.backbones.base import BACKBONES
+from policies.base import Policy
+from policies.config import POLICY_TYPES, Component, PolicyConfig
+from policies.encoders.base import ENCODERS
+from policies.encoders.image import ImageEncoderConfig, crop_images, make_trunk
+from policies.encoders.language import LanguageEncoderConfig, SentenceEmbedder, check_instructions
+
+
+class ContextConfig(StrictConfig):
+    """The token-mixing transformer: width, depth, heads and number of readout tokens."""
+
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    readouts: int = 4
+    dropout: float = 0.0
+
+
+class VLAConfig(PolicyConfig):
+    """A :class:`PolicyConfig` with ``type: vla``, a ``context`` transformer, and transformer + flow defaults.
+
+    ``encoders.image`` and ``encoders.language`` take the image / language encoder parameters.
+    """
+
+    type: str = "vla"
+    context: ContextConfig = ContextConfig()
+    backbone: Component = Component(name="transformer")
+    head: Component = Component(name="flow")
+
+
+class ImageTokenizer(nn.Module):
+    """Camera frames (B, To, C, H, W) → tokens (B, To · cells, d_model), one trunk per camera (or shared)."""
+
+    def __init__(
+        self, obs_spec: Spec, cameras: list[str], n_obs_steps: int, config: ImageEncoderConfig, d_model: int
+    ):
+        super().__init__()
+        self.cameras = cameras
+        self.config = config
+        self.crop_sizes = {}
+        trunks = {}
+        for name in cameras:
+            height, width, channels = obs_spec[name].shape
+            self.crop_sizes[name] = (
+                round(height * config.crop_fraction),
+                round(width * config.crop_fraction),
+            )
+            if not config.shared or not trunks:
+                trunks["shared" if config.shared else name] = make_trunk(config, channels)
+        self.trunks = nn.ModuleDict(trunks)
+        out_channels = next(iter(trunks.values())).out_channels
+        self.project = nn.Linear(out_channels, d_model)
+        with torch.no_grad():
+            cells = [
+                self._feature_map(name, torch.zeros(1, obs_spec[name].shape[2], *self.crop_sizes[name]))
+                for name in cameras
+            ]
+        self.cells = {name: fm.shape[2] * fm.shape[3] for name, fm in zip(cameras, cells, strict=True)}
+        self.position = nn.ParameterDict(
+            {
+                name: nn.Parameter(0.02 * torch.randn(n_obs_steps, self.cells[name], d_model))
+                for name in cameras
+            }
+        )
+
+    def _feature_map(self, name: str, frames: torch.Tensor) -> torch.Tensor:
+        return self.trunks["shared" if self.config.shared else name](frames)
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens = []
+        for name in self.cameras:
+            images = obs[name]
+            b, t = images.shape[:2]
+            frames = crop_images(images.flatten(0, 1), self.crop_sizes[name], random=self.training)
+            cells = self._feature_map(name, frames).flatten(2).transpose(1, 2)  # (B·To, cells, C)
+            tokens.append(
+                (
+                    self.project(cells).reshape(b, t, -1, self.project.out_features) + self.position[name]
+                ).flatten(1, 2)
+            )
+        return torch.cat(tokens, dim=1)
+
+
+@POLICY_TYPES.register("vla", VLAConfig)
+class VLAPolicy(Policy):
+    """Multi-task policy conditioned on a language instruction (see the module docstring)."""
+
+    def __init__(self, config: VLAConfig, obs_spec: Spec, action_spec: Spec, normalizer):
+        super().__init__(config, obs_spec, action_spec, normalizer)
+        ctx = config.context
+        params = {
+            name: ENCODERS.parse_params(name, config.encoders.get(name, {}), f"policy.encoders.{name}")
+            for name in ("image", "language")
+        }
+        unknown = sorted(set(config.encoders) - set(params))
+        if unknown:
+            raise ManipError(
+                f"policy.encoders: the vla policy takes only image and language, not {', '.join(unknown)}"
+            )
+        language: LanguageEncoderConfig = params["language"]
+        self.embedder = SentenceEmbedder(language.path, language.max_length)
+        self.language_proj = nn.Linear(self.embedder.dim, ctx.d_model)
+        cameras = [k for k in config.obs_keys if obs_spec[k].kind in ("rgb", "depth")]
+        self.proprio_keys = [k for k in config.obs_keys if obs_spec[k].kind == "lowdim"]
+        self.images = (
+            ImageTokenizer(obs_spec, cameras, config.n_obs_steps, params["image"], ctx.d_model)
+            if cameras
+            else None
+        )
+        proprio_dim = sum(int(torch.Size(obs_spec[k].shape).numel()) for k in self.proprio_keys)
+        self.proprio_proj = nn.Linear(proprio_dim, ctx.d_model) if self.proprio_keys else None
+        self.proprio_position = nn.Parameter(0.02 * torch.randn(config.n_obs_steps, ctx.d_model))
+        self.type_embedding = nn.Parameter(
+            0.02 * torch.randn(4, ctx.d_model)
+        )  # language, image, proprio, readout
+        self.readouts = nn.Parameter(0.02 * torch.randn(ctx.readouts, ctx.d_model))
+        layer = nn.TransformerEncoderLayer(
+            ctx.d_model,
+            ctx.n_heads,
+            4 * ctx.d_model,
+            ctx.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.context = nn.TransformerEncoder(layer, ctx.n_layers, enable_nested_tensor=False)
+        self.context_norm = nn.LayerNorm(ctx.d_model)
+        self.cond_dim = ctx.readouts * ctx.d_model
+        entry = BACKBONES.get(config.backbone.name)
+        self.backbone = entry.cls(
+            self.action_dim,
+            config.horizon,
+            self.cond_dim,
+            self.head.uses_time2,
+            BACKBONES.parse_params(config.backbone.name, config.backbone.params, "policy.backbone"),
+        )
+
+    def tokens(self, obs: dict[str, Any], instruction: list[str]) -> torch.Tensor:
+        """The (B, N, d_model) token sequence fed to the context transformer."""
+        batch = obs[self.config.obs_keys[0]].shape[0]
+        texts = check_instructions(instruction, batch=batch, where="instruction")
+        device = self.readouts.device
+        parts = [self.language_proj(self.embedder(texts).to(device))[:, None] + self.type_embedding[0]]
+        if self.images is not None:
+            parts.append(self.images(obs) + self.type_embedding[1])
+        if self.proprio_proj is not None:
+            flat = torch.cat([obs[k].flatten(2) for k in self.proprio_keys], dim=-1)
+            parts.append(self.proprio_proj(flat) + self.proprio_position + self.type_embedding[2])
+        parts.append((self.readouts + self.type_embedding[3]).expand(batch, -1, -1))
+        return torch.cat(parts, dim=1)
+
+    def encode(self, obs: dict[str, Any], instruction: list[str] | None = None) -> torch.Tensor:
+        """Normalized observations + instructions → (B, readouts · d_model)."""
+        if instruction is None:
+            raise ManipError(
+                "the vla policy needs an instruction per sample (instruction=[...], batch['instruction'])"
+            )
+        mixed = self.context_norm(self.context(self.tokens(obs, instruction)))
+        return mixed[:, -self.config.context.readouts :].flatten(1)
