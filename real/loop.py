@@ -17,7 +17,7 @@ import numpy as np
 from data.errors import ManipError
 from real.executor import ChunkExecutor, ExecutorAction, ExecutorConfig
 from real.latency import InjectedDelay
-from real.sources import ChunkSource, SourceMetadata
+from real.sources import ChunkSource, SourceMetadata, SourceUnavailable
 
 
 def executor_config_for(meta: SourceMetadata, **overrides) -> ExecutorConfig:
@@ -89,6 +89,7 @@ class ChunkedController:
         self.instruction = instruction
         self.history = ObsHistory(meta.n_obs_steps, keys=meta.obs_spec.names or None)
         self.request_seconds: list[float] = []
+        self.last_error = ""
         self.pending: list[tuple[float, float, np.ndarray]] = []  # (arrival time, t_obs, chunk)
 
     def reset(self) -> None:
@@ -109,7 +110,14 @@ class ChunkedController:
     def _request(self, t_now: float) -> None:
         prefix = self.executor.rtc_prefix(t_now) if self.executor.config.mode == "rtc" else None
         start = time.perf_counter()
-        chunk = self.source.request(self.history.window(), t_now, prefix=prefix, instruction=self.instruction)
+        try:
+            chunk = self.source.request(
+                self.history.window(), t_now, prefix=prefix, instruction=self.instruction
+            )
+        except SourceUnavailable as exc:  # hold and retry on a later tick
+            self.executor.request_failed()
+            self.last_error = str(exc)
+            return
         self.request_seconds.append(time.perf_counter() - start)
         self.executor.request_sent(t_now)
         delay = self.delay.sample() if self.delay is not None else 0.0

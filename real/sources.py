@@ -20,6 +20,10 @@ from data.errors import ManipError
 from data.specs import Spec
 
 
+class SourceUnavailable(ManipError):
+    """The source cannot answer right now (e.g. the server is down); the caller holds and tries again later."""
+
+
 @dataclass(frozen=True)
 class SourceMetadata:
     """What a source serves: specs, horizons, control rate; also the server's on-connect metadata."""
