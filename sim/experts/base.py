@@ -39,6 +39,7 @@ class Phase:
     max_steps: int = 120
     speed: float = 1.0
     done: Callable[[object], bool] | None = None
+    stall_ends: bool = False  # also end once the hand stops moving (blocked by contact) near the target
 
 
 def wrap_angle(angle: float, period: float = 2 * np.pi) -> float:
@@ -110,6 +111,8 @@ class WaypointExpert:
     speed_range: tuple[float, float] = (0.7, 1.0)
     gain: float = 20.0  # action per metre of error, before clipping to the speed
     rot_gain: float = 2.0  # action per radian of orientation error
+    integral_gain: float = 3.0  # action per metre-step of accumulated error (removes the sag under load)
+    integral_limit: float = 0.3  # most action the integral term may add
 
     def __init__(self):
         self.rng = np.random.default_rng(0)
@@ -120,6 +123,8 @@ class WaypointExpert:
         self.down = np.eye(3)
         self.yaw_target = 0.0
         self.last_pos_action = np.zeros(3)
+        self.integral = np.zeros(3)
+        self.eef_history: list[np.ndarray] = []
 
     # -- API -------------------------------------------------------------------------------------------
     def reset(self, env, seed: int | None = None) -> None:
@@ -134,14 +139,19 @@ class WaypointExpert:
         self.index = 0
         self.phase_steps = 0
         self.last_pos_action = np.zeros(3)
+        self.integral = np.zeros(3)
+        self.eef_history: list[np.ndarray] = []
 
     def act(self, env, obs=None) -> np.ndarray:
         """The next 7-D action (OSC_POSE delta + gripper)."""
+        self.eef_history.append(self.sim.eef_pos())
         phase = self._current_phase(env)
         eef = self.sim.eef_pos()
         error = phase.target(env) - eef
         limit = self.speed * phase.speed
-        pos = np.clip(error * self.gain, -limit, limit)
+        if np.linalg.norm(error) < 0.03:  # integrate only near the target, so travel does not wind it up
+            self.integral = np.clip(self.integral + error * self.integral_gain, -self.integral_limit, self.integral_limit)
+        pos = np.clip(error * self.gain + self.integral, -limit, limit)
         # rate limit: a hand does not jump from rest to full speed
         pos = self.last_pos_action + np.clip(pos - self.last_pos_action, -0.15, 0.15)
         self.last_pos_action = pos
@@ -168,14 +178,38 @@ class WaypointExpert:
         """The gripper heading closest to the current one that lines up with an object of the given symmetry."""
         return self.yaw_target + wrap_angle(object_yaw - self.yaw_target, symmetry)
 
+    def aligned_yaw(self, held_body: int, goal_yaw: float, symmetry: float) -> float:
+        """Gripper heading that turns a held body to ``goal_yaw`` (modulo its ``symmetry``), nearest the current one."""
+        gripper = yaw_of(self.sim.eef_mat())
+        held = yaw_of(self.sim.body_mat(held_body))
+        return gripper + wrap_angle(goal_yaw - held, symmetry)
+
+    def once(self, compute: Callable[[object], float]) -> Callable[[object], float]:
+        """Wrap a yaw target so it is computed at the first step of its phase and then held fixed."""
+        memory: dict[str, float] = {}
+
+        def fixed(env) -> float:
+            if "value" not in memory:
+                memory["value"] = compute(env)
+            return memory["value"]
+
+        return fixed
+
+    def _stalled(self, window: int = 6, distance: float = 0.0015) -> bool:
+        history = self.eef_history
+        return len(history) > window and np.linalg.norm(history[-1] - history[-1 - window]) < distance
+
     def _current_phase(self, env) -> Phase:
         while self.index < len(self.phases) - 1:
             phase = self.phases[self.index]
             reached = np.linalg.norm(phase.target(env) - self.sim.eef_pos()) < phase.tol
             ended = phase.done(env) if phase.done is not None else reached
+            ended = ended or (phase.stall_ends and self._stalled())
             if (ended and self.phase_steps >= phase.min_steps) or self.phase_steps >= phase.max_steps:
                 self.index += 1
                 self.phase_steps = 0
+                self.integral = np.zeros(3)
+                self.eef_history = []
                 continue
             break
         return self.phases[self.index]
