@@ -1,5 +1,95 @@
-"""`manip data`: inspect, validate and convert Zarr datasets"""
+"""`manip data`: inspect, validate and convert Zarr datasets.
 
-from data.cli.verb import not_available_yet
+manip data info PATH [--json]
+manip data validate PATH [--require KEY ...]
+manip data convert SRC DST [--zarr-format {2,3}]
+"""
 
-VERB = not_available_yet("inspect, validate and convert Zarr datasets", "issue 2")
+from __future__ import annotations
+
+import argparse
+import json
+
+from data.cli.verb import Verb
+from data.errors import ManipError, ValidationFailed
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="COMMAND")
+    info = sub.add_parser("info", help="summarize a store: episodes, steps, keys, lengths, success labels")
+    info.add_argument("path", metavar="PATH", help="Zarr store (directory or .zarr.zip)")
+    info.add_argument(
+        "--json", action="store_true", help="print the contract's JSON object instead of a table"
+    )
+    validate = sub.add_parser(
+        "validate", help="check a store; exit 1 with one line per problem on stderr if it is not valid"
+    )
+    validate.add_argument("path", metavar="PATH", help="Zarr store (directory or .zarr.zip)")
+    validate.add_argument(
+        "--require", action="append", default=[], metavar="KEY", help="also require data/KEY (repeatable)"
+    )
+    convert = sub.add_parser(
+        "convert", help="convert robomimic HDF5, Diffusion Policy zarr v2 or rosbag2/.mcap into a new store"
+    )
+    convert.add_argument(
+        "src", metavar="SRC", help="robomimic .hdf5 | zarr v2 store (dir or .zarr.zip) | rosbag2"
+    )
+    convert.add_argument("dst", metavar="DST", help="new store directory (must not exist)")
+    convert.add_argument(
+        "--zarr-format", type=int, choices=(2, 3), default=3, help="output Zarr format (default 3)"
+    )
+    for sub_parser in (info, validate, convert):
+        sub_parser.error = parser.error  # one-line errors like the rest of the CLI
+    parser.set_defaults(data_command=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    command = {"info": run_info, "validate": run_validate, "convert": run_convert}.get(args.data_command)
+    if command is None:
+        raise ManipError("needs a command: info, validate or convert (see manip data --help)")
+    return command(args)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from data.info import format_info, store_info
+    from data.store import EpisodeStore
+
+    with EpisodeStore.open(args.path) as store:
+        info = store_info(store)
+        print(json.dumps(info) if args.json else format_info(store, info))
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from data.progress import progress_enabled
+    from data.validate import REQUIRED_KEYS, validate_store
+
+    report = validate_store(args.path, required=[*REQUIRED_KEYS, *args.require], quiet=not progress_enabled())
+    for note in report.notes:
+        print(f"note: {note}")
+    if not report.ok:
+        raise ValidationFailed(report.problems)
+    print(f"{args.path}: valid")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from data.converters import convert
+    from data.progress import progress_enabled
+    from data.store import EpisodeStore
+
+    converter = convert(args.src, args.dst, zarr_format=args.zarr_format, quiet=not progress_enabled())
+    with EpisodeStore.open(args.dst) as store:
+        print(
+            f"{args.dst}: {store.num_episodes} episodes, {store.num_steps} steps from {converter.name} "
+            f"({args.src}), zarr v{store.zarr_format}"
+        )
+    return 0
+
+
+VERB = Verb(
+    help="inspect, validate and convert Zarr datasets",
+    description="Inspect (info), check (validate) and convert (convert) episode stores.",
+    configure=configure,
+    run=run,
+)

@@ -99,6 +99,24 @@ def open_array(root, key: str, where: Path):
     return node
 
 
+def _member_names(root, group: str, where: Path) -> list[str]:
+    """Names directly under ``group``, listed from the store without parsing their metadata."""
+    from zarr.core.sync import sync
+
+    async def collect() -> list[str]:
+        prefix = f"{root.path}/{group}".strip("/")
+        return [name async for name in root.store.list_dir(prefix)]
+
+    try:
+        entries = sync(collect())
+    except Exception as exc:
+        raise ManipError(f"{where}/{group}: cannot list arrays ({_describe(exc)})") from None
+    skip = {"zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata"}
+    return sorted(
+        n.strip("/") for n in entries if n.strip("/") and n.strip("/") not in skip and not n.startswith(".")
+    )
+
+
 def _json_meta(meta: Mapping[str, Any], where: str) -> str:
     try:
         return json.dumps(dict(meta), sort_keys=True, allow_nan=False)
@@ -158,11 +176,21 @@ class EpisodeStore:
     def _open_data_arrays(self) -> dict:
         if "data" not in self._root:
             raise ManipError(f"{self.path}: not an episode store (no 'data' group)")
+        names = _member_names(self._root, "data", self.path)
+        arrays = {}
+        for name in names:
+            node = self._open_member(f"data/{name}")
+            if node is not None and hasattr(node, "shape"):
+                arrays[name] = node
+        return arrays
+
+    def _open_member(self, key: str):
         try:
-            names = sorted(self._root["data"].array_keys())
+            return self._root[key]
+        except KeyError:  # no metadata: a stray file (e.g. an interrupted write's temp file), not a member
+            return None
         except Exception as exc:
-            raise ManipError(f"{self.path}/data: cannot list arrays ({_describe(exc)})") from None
-        return {name: open_array(self._root, f"data/{name}", self.path) for name in names}
+            raise ManipError(f"{self.path}/{key}: cannot open ({_describe(exc)})") from None
 
     def close(self) -> None:
         """Release the underlying Zarr store (needed for zip stores)."""
@@ -231,14 +259,21 @@ class EpisodeStore:
         span = self.episode_slice(i)
         return {key: self.read(key, span.start, span.stop) for key in (keys or self.keys)}
 
+    def episode_meta_texts(self) -> list[str]:
+        """The stored JSON text of every committed episode's metadata (``""`` where there is none)."""
+        raw = [""] * self.num_episodes
+        if "episode_meta" in self._root["meta"] and self.num_episodes:
+            stored = open_array(self._root, EPISODE_META, self.path)
+            count = min(self.num_episodes, stored.shape[0])
+            try:
+                raw[:count] = [str(s) for s in stored[:count]]
+            except Exception as exc:
+                raise ManipError(f"{self.path}/{EPISODE_META}: unreadable ({_describe(exc)})") from None
+        return raw
+
     def _all_meta(self) -> list[dict]:
         if self._meta_cache is None:
-            raw = [""] * self.num_episodes
-            if "episode_meta" in self._root["meta"] and self.num_episodes:
-                stored = open_array(self._root, EPISODE_META, self.path)
-                count = min(self.num_episodes, stored.shape[0])
-                raw[:count] = [str(s) for s in stored[:count]]
-            self._meta_cache = [self._parse_meta(i, text) for i, text in enumerate(raw)]
+            self._meta_cache = [self._parse_meta(i, text) for i, text in enumerate(self.episode_meta_texts())]
         return self._meta_cache
 
     def _parse_meta(self, i: int, text: str) -> dict:
@@ -260,6 +295,17 @@ class EpisodeStore:
     @property
     def episode_success(self) -> list[bool | None]:
         return [m["success"] for m in self._all_meta()]
+
+    @property
+    def attrs(self) -> dict:
+        """Dataset-level attributes (JSON), without manip's own layout marker."""
+        return {k: v for k, v in self._root.attrs.asdict().items() if k != LAYOUT_ATTR}
+
+    def set_attrs(self, **values: Any) -> None:
+        """Set dataset-level attributes (JSON-able values)."""
+        self._require_writable()
+        _json_meta(values, f"{self.path}: attributes")
+        self._root.attrs.update(values)
 
     def step_spec(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
         """Per-step shape and dtype of ``key``."""

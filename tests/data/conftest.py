@@ -32,3 +32,32 @@ def fill_store(path, lengths, zarr_format: int = 3, image: bool = False, seed: i
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def write_dp_v2_store(path, episodes: list[dict[str, np.ndarray]], image_compressor=None) -> None:
+    """Write ``episodes`` the way Diffusion Policy's ReplayBuffer does: zarr v2, data/<key>, meta/episode_ends."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    data, meta = root.require_group("data"), root.require_group("meta")
+    for key in episodes[0]:
+        value = np.concatenate([e[key] for e in episodes])
+        image = value.ndim == 4
+        chunks = (1, *value.shape[1:]) if image else (min(len(value), 100), *value.shape[1:])
+        extra = {"compressors": image_compressor} if image and image_compressor is not None else {}
+        array = data.create_array(key, shape=value.shape, chunks=chunks, dtype=value.dtype, **extra)
+        array[:] = value
+    ends = np.cumsum([len(next(iter(e.values()))) for e in episodes]).astype(np.int64)
+    meta.create_array("episode_ends", shape=ends.shape, chunks=ends.shape, dtype="int64")[:] = ends
+
+
+def zip_store(directory, zip_path) -> None:
+    """Zip a directory store with stored (uncompressed) entries, like zarr's ZipStore."""
+    import os
+    import zipfile
+
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as archive:
+        for root, _dirs, files in os.walk(directory):
+            for name in files:
+                full = os.path.join(root, name)
+                archive.write(full, os.path.relpath(full, directory))

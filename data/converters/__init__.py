@@ -1,0 +1,140 @@
+"""`manip data convert`: a small registry of converters into manip's Zarr episode store, picked by SRC.
+
+Each entry names how to recognise a source (a cheap predicate on the path: suffix or a marker file, no heavy
+imports) and where its converter function lives (imported only when used). A converter module exposes::
+
+    def convert(src: pathlib.Path, store: data.store.EpisodeStore, *, quiet: bool = True) -> None
+
+which appends every episode of ``src`` to the freshly created, empty ``store`` (``store.add_episode`` or a
+``data.recorder.Recorder``) and may call ``store.set_attrs(...)`` for dataset-level metadata. The dispatcher creates the
+store in a temporary directory beside DST and renames it into place only when the converter returns, so a
+failed conversion leaves nothing behind.
+
+Registering a converter is one line in :data:`CONVERTERS`, e.g. for rosbag2 / MCAP::
+
+    Converter("rosbag2", "data.converters.rosbag", any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
+              "rosbag2 directory or .mcap file"),
+
+The first entry whose predicate matches SRC wins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.errors import ManipError
+
+Matcher = Callable[[Path], bool]
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def by_suffix(*suffixes: str) -> Matcher:
+    """Match paths ending in any of ``suffixes`` (case-insensitive)."""
+    return lambda path: path.name.lower().endswith(tuple(s.lower() for s in suffixes))
+
+
+def dir_with(*names: str) -> Matcher:
+    """Match directories holding any of the files ``names``."""
+    return lambda path: path.is_dir() and any((path / n).exists() for n in names)
+
+
+def file_starting_with(magic: bytes) -> Matcher:
+    """Match files whose first bytes are ``magic``."""
+
+    def match(path: Path) -> bool:
+        if not path.is_file():
+            return False
+        with path.open("rb") as f:
+            return f.read(len(magic)) == magic
+
+    return match
+
+
+def any_of(*matchers: Matcher) -> Matcher:
+    """Match when any of ``matchers`` does."""
+    return lambda path: any(m(path) for m in matchers)
+
+
+@dataclass(frozen=True)
+class Converter:
+    """A registered source format: ``name``, converter ``module``, path predicate ``matches``, ``description``."""
+
+    name: str
+    module: str
+    matches: Matcher
+    description: str
+
+    def load(self) -> Callable:
+        try:
+            module = importlib.import_module(self.module)
+        except ModuleNotFoundError as exc:
+            if exc.name == self.module:
+                raise ManipError(
+                    f"the {self.name} converter is not available yet ({self.module} is missing)"
+                ) from None
+            raise ManipError(
+                f"the {self.name} converter needs the Python module '{exc.name}': pip install 'manip[all]'"
+            ) from None
+        return module.convert
+
+
+CONVERTERS: list[Converter] = [
+    Converter(
+        "robomimic",
+        "data.converters.robomimic",
+        any_of(by_suffix(".hdf5", ".h5"), file_starting_with(HDF5_MAGIC)),
+        "robomimic HDF5 file",
+    ),
+    Converter(
+        "zarr",
+        "data.converters.zarr_store",
+        any_of(by_suffix(".zip"), dir_with("zarr.json", ".zgroup")),
+        "Zarr episode store (Diffusion Policy v2, dir or .zarr.zip; or v3)",
+    ),
+    Converter(
+        "rosbag2",
+        "data.converters.rosbag",
+        any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
+        "rosbag2 directory or .mcap file",
+    ),
+]
+
+
+def find_converter(src: Path) -> Converter:
+    """The first registered converter whose predicate matches ``src`` (one-line error when none does)."""
+    if not src.exists():
+        raise ManipError(f"{src}: no such file or directory")
+    for converter in CONVERTERS:
+        if converter.matches(src):
+            return converter
+    known = "; ".join(f"{c.name}: {c.description}" for c in CONVERTERS)
+    raise ManipError(f"{src}: not a format manip can convert ({known})")
+
+
+def convert(src: str | Path, dst: str | Path, *, zarr_format: int = 3, quiet: bool = True) -> Converter:
+    """Convert ``src`` into a new episode store at ``dst``; return the converter used. DST must not exist."""
+    from data.store import EpisodeStore
+
+    src, dst = Path(src), Path(dst)
+    converter = find_converter(src)
+    if dst.exists():
+        raise ManipError(f"{dst}: already exists (choose a new output path)")
+    if src.resolve() == dst.resolve():
+        raise ManipError(f"{dst}: output must differ from the input")
+    if not dst.parent.is_dir():
+        raise ManipError(f"{dst.parent}: output directory does not exist")
+    staging = dst.with_name(f".{dst.name}.converting")
+    shutil.rmtree(staging, ignore_errors=True)
+    run = converter.load()
+    try:
+        store = EpisodeStore.create(staging, zarr_format=zarr_format)
+        run(src, store, quiet=quiet)
+        store.close()
+        staging.rename(dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return converter

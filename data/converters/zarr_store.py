@@ -1,0 +1,25 @@
+"""Zarr episode store → manip store: Diffusion Policy zarr v2 (directory or ``.zarr.zip``) or another manip store.
+
+Every committed episode is copied array for array with its metadata; dataset attributes are kept under
+``attrs["source_attrs"]``. Values and dtypes are unchanged (lossless); chunking and codecs follow
+:mod:`data.layout` (so images become one frame per chunk).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data.progress import progress
+from data.store import EpisodeStore
+
+
+def convert(src: Path, store: EpisodeStore, *, quiet: bool = True) -> None:
+    """Append every episode of the store at ``src`` to ``store``."""
+    with EpisodeStore.open(src) as source:
+        store.set_attrs(source={"format": f"zarr v{source.zarr_format}", "path": str(src)})
+        if source.attrs:
+            store.set_attrs(source_attrs=source.attrs)
+        for i in progress(
+            range(source.num_episodes), desc="convert", total=source.num_episodes, quiet=quiet, unit="ep"
+        ):
+            store.add_episode(source.get_episode(i), source.episode_meta(i))
