@@ -3,13 +3,11 @@
 The node hands every decoded message to :class:`ObservationAssembler` with its time; at each tick
 :meth:`ObservationAssembler.assemble` either returns the observation (each key shaped as the policy's spec says)
 or a one-line fault saying why there is none (a topic never heard from, a frame older than the tolerance, a
-wrong encoding, joint names that do not match, NaN). The last ``n_obs_steps`` observations form the history the
-policy is asked with (:meth:`history`).
+wrong encoding, joint names that do not match, NaN). The node keeps the history (:class:`real.loop.ObsHistory`).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,12 +45,10 @@ class ObservationAssembler:
         self.max_state_age_s = float(max_state_age_s)
         self.samples: dict[str, Sample] = {}
         self.needs: dict[str, FeatureSpec] = {}
-        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=1)
 
-    def set_needs(self, obs_spec: Spec, n_obs_steps: int) -> list[str]:
+    def set_needs(self, obs_spec: Spec) -> list[str]:
         """Adopt the policy's observation spec; returns one line per key no input feeds (empty when all fed)."""
         self.needs = {f.name: f for f in obs_spec.features if f.kind != "text"}
-        self._history = deque(maxlen=max(1, int(n_obs_steps)))
         fed = set(self.camera_topics) | {self.joint_state_key}
         return [
             f"the policy needs observation '{key}' but no topic feeds it (camera_keys / joint_state_key)"
@@ -125,19 +121,3 @@ class ObservationAssembler:
         if not np.isfinite(value).all():
             return None, f"{topic}: '{key}' contains NaN or inf"
         return value, ""
-
-    def push_history(self, obs: dict[str, np.ndarray]) -> None:
-        """Append one tick's observation to the history."""
-        self._history.append(obs)
-
-    def history(self) -> dict[str, np.ndarray]:
-        """``{key: (n_obs_steps, ...)}`` from the newest observations, the oldest repeated to fill the start."""
-        steps = list(self._history)
-        if not steps:
-            return {}
-        steps = [steps[0]] * (self._history.maxlen - len(steps)) + steps
-        return {key: np.stack([s[key] for s in steps]) for key in steps[-1]}
-
-    def clear_history(self) -> None:
-        """Forget past observations (after a reset or a fault)."""
-        self._history.clear()

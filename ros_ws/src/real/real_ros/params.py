@@ -28,6 +28,8 @@ class PolicyNodeParams:
     joint_names: tuple[str, ...] = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
     joint_state_key: str = "robot0_joint_pos"
     max_state_age_s: float = 0.25
+    # Joints commanded, in action order (empty: joint_names); e.g. the arm joints without the finger joints.
+    command_joint_names: tuple[str, ...] = ()
     # Commands: joint_trajectory → trajectory_msgs/JointTrajectory on command_topic; cartesian →
     # geometry_msgs/PoseStamped on command_topic. Either way, an extra last action element goes to gripper_topic.
     command_interface: str = "joint_trajectory"
@@ -39,6 +41,11 @@ class PolicyNodeParams:
     request_timeout_s: float = 2.0
     reconnect_interval_s: float = 1.0
     diagnostics_period_s: float = 1.0
+
+    @property
+    def commanded_joints(self) -> list[str]:
+        """The joints a JointTrajectory names (``command_joint_names``, else ``joint_names``)."""
+        return list(self.command_joint_names or self.joint_names)
 
     def problems(self) -> list[str]:
         """One line per inconsistent value (empty when the parameters are usable)."""
@@ -107,3 +114,21 @@ def defaults(params_class) -> dict:
 def from_values(params_class, values: dict):
     """Build a params dataclass from ``{name: value}`` (lists become tuples)."""
     return params_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def declare_params(node, params_class):
+    """Declare every parameter of ``params_class`` on ``node`` and return the params dataclass with the values
+    the node was started with. A value of the wrong type raises ``ValueError`` naming the parameter."""
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+    from rclpy.parameter import Parameter
+
+    values = {}
+    for name, default in defaults(params_class).items():
+        try:
+            if default == []:  # an empty list has no type of its own: declare it as a string array
+                values[name] = list(node.declare_parameter(name, Parameter.Type.STRING_ARRAY).value or [])
+            else:
+                values[name] = node.declare_parameter(name, default).value
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            raise ValueError(f"parameter '{name}': {' '.join(str(exc).split())}") from None
+    return from_values(params_class, values)

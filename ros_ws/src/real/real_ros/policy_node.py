@@ -38,10 +38,13 @@ from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from real.executor import ChunkExecutor
+from real.loop import ObsHistory, executor_config_for
+from real.safety import SafetyConfig
 from real_ros import commands
 from real_ros.images import EXPECTED_ENCODING, ImageError, compressed_to_array, image_to_array
 from real_ros.observation import ObservationAssembler
-from real_ros.params import PolicyNodeParams, defaults, from_values
+from real_ros.params import PolicyNodeParams, declare_params
 from real_ros.requester import AsyncRequester
 
 
@@ -53,7 +56,9 @@ def connect_to_server(url: str, token: str | None):
     """The light websocket client (:class:`real.client.PolicyClient`), connected; raises when unreachable."""
     from real.client import PolicyClient
 
-    return PolicyClient(url, token=token)
+    client = PolicyClient(url, token=token)
+    client.connect()
+    return client
 
 
 def stamp_seconds(header, fallback: float) -> float:
@@ -72,18 +77,18 @@ class PolicyNode(Node):
 
     def __init__(self, connect=connect_to_server):
         super().__init__("policy_node")
-        values = {
-            name: self.declare_parameter(name, value).value
-            for name, value in defaults(PolicyNodeParams).items()
-        }
-        self.params = p = from_values(PolicyNodeParams, values)
+        try:
+            self.params = p = declare_params(self, PolicyNodeParams)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         problems = p.problems()
         if problems:
             raise ConfigError("; ".join(problems))
         token = self._read_token(p.token_file)
         self.dt = 1.0 / p.control_rate_hz
         self.enabled = False
-        self.executor = None
+        self.chunk_executor: ChunkExecutor | None = None
+        self.history: ObsHistory | None = None
         self.metadata = None
         self.layout_fault = ""
         self.fault = ""
@@ -160,22 +165,23 @@ class PolicyNode(Node):
 
     def _adopt(self, metadata) -> None:
         """First contact (or a reconnect to another policy): size the executor and the observation history."""
-        from real.executor import ChunkExecutor, ExecutorConfig
-        from real.safety import SafetyConfig
-
         p = self.params
-        config = ExecutorConfig(
+        config = executor_config_for(
+            metadata,
             mode=p.executor_mode,
             control_rate=p.control_rate_hz,
-            n_action_steps=metadata.n_action_steps,
             request_timeout_s=p.request_timeout_s,
             safety=SafetyConfig(hold="repeat", max_obs_age_s=None),
         )
-        self.executor = ChunkExecutor(config, action_dim=metadata.action_dim)
+        self.chunk_executor = ChunkExecutor(config, action_dim=metadata.action_dim)
+        unfed = self.assembler.set_needs(metadata.obs_spec)
+        self.history = ObsHistory(metadata.n_obs_steps, keys=list(self.assembler.needs))
         self.metadata = metadata
-        unfed = self.assembler.set_needs(metadata.obs_spec, metadata.n_obs_steps)
         self.layout_fault = "; ".join(
-            [*unfed, commands.layout_problem(p.command_interface, metadata.action_dim, len(p.joint_names))]
+            [
+                *unfed,
+                commands.layout_problem(p.command_interface, metadata.action_dim, len(p.commanded_joints)),
+            ]
         ).strip("; ")
         if abs(metadata.control_rate - p.control_rate_hz) > 1e-6:
             self.get_logger().warning(
@@ -188,6 +194,13 @@ class PolicyNode(Node):
 
     # -- the control tick -------------------------------------------------------------------------------------
     def _tick(self) -> None:
+        try:
+            self._control_step()
+        except Exception as exc:  # a bug must not kill the node mid-motion: hold, say why, keep ticking
+            self._report(f"internal error: {type(exc).__name__}: {exc}")
+            self._hold()
+
+    def _control_step(self) -> None:
         t = self._now()
         self.tick_times.append(time.monotonic())
         self.stats["ticks"] += 1
@@ -195,7 +208,7 @@ class PolicyNode(Node):
         fault = self._fault_before_acting(t)
         action = None
         if not fault:
-            decided = self.executor.act(t)
+            decided = self.chunk_executor.act(t)
             if decided.held:
                 fault = f"executor holds: {decided.reason}"
             else:
@@ -208,14 +221,14 @@ class PolicyNode(Node):
 
     def _collect_replies(self, t: float) -> None:
         while (reply := self.requester.poll()) is not None:
-            if self.executor is None:
+            if self.chunk_executor is None:
                 continue
             if reply.error:
-                self.executor.request_failed()
+                self.chunk_executor.request_failed()
                 continue
             self.round_trips.append(reply.round_trip_s)
             try:
-                self.executor.push_chunk(reply.chunk, reply.t_obs, t_received=t)
+                self.chunk_executor.push_chunk(reply.chunk, reply.t_obs, t_received=t)
             except Exception as exc:  # a malformed chunk is a fault like any other
                 self.stats["bad chunks"] += 1
                 self.get_logger().error(f"bad chunk from the server: {exc}")
@@ -224,22 +237,23 @@ class PolicyNode(Node):
 
     def _fault_before_acting(self, t: float) -> str:
         """Assemble the observation and request a chunk if due; return why the node must hold ('' if not)."""
+        lost = self.requester.check_alive()
+        if lost:
+            return lost
         metadata = self.requester.metadata
-        if metadata is None:
-            return self.requester.connection_error or "not connected to the policy server"
         if metadata is not self.metadata:
             self._adopt(metadata)
         if self.layout_fault:
             return self.layout_fault
         obs, fault = self.assembler.assemble(t)
         if fault:
-            self.assembler.clear_history()
+            self.history.reset()
             return fault
-        self.assembler.push_history(obs)
-        if self.executor.needs_chunk(t) and not self.requester.busy:
-            prefix = self.executor.rtc_prefix(t) if self.params.executor_mode == "rtc" else None
-            if self.requester.submit(self.assembler.history(), t, prefix):
-                self.executor.request_sent(t)
+        self.history.push(obs)
+        if self.chunk_executor.needs_chunk(t) and not self.requester.busy:
+            prefix = self.chunk_executor.rtc_prefix(t) if self.params.executor_mode == "rtc" else None
+            if self.requester.submit(self.history.window(), t, prefix):
+                self.chunk_executor.request_sent(t)
         return ""
 
     def _report(self, fault: str) -> None:
@@ -272,9 +286,9 @@ class PolicyNode(Node):
 
     def _command(self, action: np.ndarray) -> None:
         p = self.params
-        arm, gripper = commands.split_action(action, p.command_interface, len(p.joint_names))
+        arm, gripper = commands.split_action(action, p.command_interface, len(p.commanded_joints))
         if p.command_interface == "joint_trajectory":
-            msg = commands.joint_trajectory(list(p.joint_names), arm, self.dt)
+            msg = commands.joint_trajectory(p.commanded_joints, arm, self.dt)
         else:
             msg = commands.pose_stamped(arm, p.frame_id, self.get_clock().now().to_msg())
         self.preview_pub.publish(msg)
@@ -290,7 +304,7 @@ class PolicyNode(Node):
     def _hold(self) -> None:
         """Command nothing new; on entering a hold, stop a JointTrajectoryController where it is."""
         if not self.was_held and self._actuating and self.params.command_interface == "joint_trajectory":
-            self.command_pub.publish(commands.stop_trajectory(list(self.params.joint_names)))
+            self.command_pub.publish(commands.stop_trajectory(self.params.commanded_joints))
         self.was_held = True
 
     # -- services ---------------------------------------------------------------------------------------------
@@ -309,9 +323,9 @@ class PolicyNode(Node):
         return response
 
     def _on_reset(self, _request, response):
-        if self.executor is not None:
-            self.executor.reset()
-        self.assembler.clear_history()
+        if self.chunk_executor is not None:
+            self.chunk_executor.reset()
+            self.history.reset()
         response.success = True
         response.message = "executor and observation history cleared"
         self.get_logger().info(response.message)

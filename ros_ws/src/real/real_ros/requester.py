@@ -84,6 +84,17 @@ class AsyncRequester:
         except queue.Empty:
             return None
 
+    def check_alive(self) -> str:
+        """'' while connected; otherwise why not. Notices a closed websocket at once (no request needed)."""
+        source = self._source
+        if source is None:
+            return self._connect_error or "not connected to the policy server"
+        state = getattr(getattr(source, "ws", None), "state", None)
+        if state is not None and getattr(state, "name", "OPEN") in ("CLOSING", "CLOSED"):
+            self.drop_connection("the policy server closed the connection")
+            return self._connect_error
+        return ""
+
     def drop_connection(self, reason: str) -> None:
         """Forget the connection (the worker reconnects); used when the node sees the server is gone."""
         with self._lock:

@@ -1,0 +1,212 @@
+"""Fixtures for the ROS tests: the ROS venv's Python, a loopback-only DDS domain per test run, a real policy
+server (``manip serve --synthetic image``) on 127.0.0.1, the policy node and a fake robot in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "ros_ws" / "src" / "real"
+ROS_PYTHON = Path(os.environ.get("MANIP_ROS_VENV", REPO / ".venv-ros")) / "bin" / "python"
+HARNESS = Path(__file__).with_name("ros_harness.py")
+
+sys.path.insert(0, str(PACKAGE))  # real_ros's numpy-only modules (images, observation, params) for unit tests
+
+
+@pytest.fixture(scope="session")
+def ros_env():
+    """Environment for ROS subprocesses: DDS on loopback, a domain id of its own, the package on the path."""
+    if not ROS_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{ROS_PYTHON} is missing: run bash .ci/setup.sh --ros")
+        pytest.skip(f"{ROS_PYTHON} is missing (bash .ci/setup.sh --ros makes it)")
+    env = dict(os.environ)
+    env.update(
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_DOMAIN_ID=str(1 + os.getpid() % 100),
+        RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
+        PYTHONPATH=os.pathsep.join([str(PACKAGE), str(REPO)]),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
+    return env
+
+
+class Server:
+    """``manip serve --synthetic image`` on 127.0.0.1, a free port."""
+
+    def __init__(self, tmp: Path):
+        self.log = tmp / "server.log"
+        self.handle = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "data.cli.main",
+                "serve",
+                "--synthetic",
+                "image",
+                "--port",
+                "0",
+                "--warmup",
+                "0",
+            ],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + 60
+        self.url = ""
+        while time.monotonic() < deadline and self.proc.poll() is None and not self.url:
+            match = re.search(r"listening on (ws://127\.0\.0\.1:\d+)", self.log.read_text())
+            self.url = match.group(1) if match else ""
+            time.sleep(0.05)
+        if not self.url:
+            self.stop()
+            raise RuntimeError(f"manip serve did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.handle.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()
+
+
+CAMERAS = [["/cam/agentview", 120, 160], ["/cam/wrist", 96, 96]]
+JOINTS = [f"j{i}" for i in range(1, 10)]  # 7 arm joints + 2 fingers: the stand-in's 9-D robot0_proprio
+
+
+def node_params(url: str, **overrides) -> dict:
+    """Parameters matching the synthetic image policy (two cameras, 9-D proprio, 7-D actions)."""
+    params = {
+        "server_url": url,
+        "control_rate_hz": 10.0,
+        "dry_run": False,
+        "camera_topics": [c[0] for c in CAMERAS],
+        "camera_keys": ["agentview_image", "robot0_eye_in_hand_image"],
+        "joint_names": JOINTS,
+        "joint_state_key": "robot0_proprio",
+        "command_joint_names": JOINTS[:6],  # 7-D actions: 6 arm joints + the gripper
+        "command_topic": "/arm/joint_trajectory",
+        "executor_mode": "async",
+        "max_frame_age_s": 0.3,
+        "reconnect_interval_s": 0.2,
+        "diagnostics_period_s": 0.5,
+    }
+    params.update(overrides)
+    return params
+
+
+class RosRun:
+    """The policy node and the fake robot, each in its own ROS-venv subprocess."""
+
+    def __init__(self, env: dict, tmp: Path, params: dict):
+        self.params = params
+        params_file = tmp / "params.yaml"
+        params_file.write_text(yaml.safe_dump({"policy_node": {"ros__parameters": params}}))
+        self.node_log = tmp / "node.log"
+        self._node_out = self.node_log.open("w")
+        self.node = subprocess.Popen(
+            [str(ROS_PYTHON), "-m", "real_ros.policy_node", "--ros-args", "--params-file", str(params_file)],
+            env=env,
+            stdout=self._node_out,
+            stderr=subprocess.STDOUT,
+        )
+        robot_config = {
+            "cameras": CAMERAS,
+            "joint_names": JOINTS,
+            "positions": [0.5] * len(JOINTS),
+            "command_topic": params["command_topic"],
+        }
+        self.robot = subprocess.Popen(
+            [str(ROS_PYTHON), str(HARNESS), json.dumps(robot_config)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        first = json.loads(self.robot.stdout.readline() or "{}")
+        if not first.get("ready"):
+            self.close()
+            raise RuntimeError("the fake robot did not start")
+
+    def ask(self, cmd: str, **kwargs) -> dict:
+        self.robot.stdin.write(json.dumps({"cmd": cmd, **kwargs}) + "\n")
+        self.robot.stdin.flush()
+        line = self.robot.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fake robot died; node log:\n{self.node_log.read_text()[-3000:]}")
+        return json.loads(line)
+
+    def events(self, kind: str | None = None, since: float = 0.0) -> list[dict]:
+        events = self.ask("events", since=since)["events"]
+        return [e for e in events if kind is None or e["kind"] == kind]
+
+    def wait_for(
+        self, predicate, timeout_s: float = 20.0, kind: str | None = None, since: float = 0.0
+    ) -> dict:
+        """The first event (of ``kind``, after ``since``) satisfying ``predicate``; fails after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for event in self.events(kind, since):
+                if predicate(event):
+                    return event
+            time.sleep(0.05)
+        statuses = [e["message"] for e in self.events("status")][-5:]
+        raise AssertionError(f"timed out waiting; last statuses {statuses}; node log:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return self.node_log.read_text()[-3000:]
+
+    def close(self) -> int | None:
+        """Stop both processes; returns the node's exit status."""
+        if self.robot.poll() is None:
+            try:
+                self.robot.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.robot.stdin.flush()
+                self.robot.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.robot.kill()
+        if self.node.poll() is None:
+            self.node.send_signal(subprocess.signal.SIGINT)
+            try:
+                self.node.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.node.kill()
+                self.node.wait()
+        self._node_out.close()
+        return self.node.returncode
+
+
+@pytest.fixture
+def ros_run(ros_env, tmp_path):
+    """``ros_run(params)`` starts the node + fake robot; both are stopped after the test."""
+    runs = []
+
+    def start(params: dict) -> RosRun:
+        path = tmp_path / f"run{len(runs)}"
+        path.mkdir()
+        run = RosRun(ros_env, path, params)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.close()

@@ -1,0 +1,136 @@
+"""The robot side of the ROS tests, run with the ROS venv's Python (the test process never imports rclpy).
+
+Publishes camera frames and joint states like a robot would (real rclpy publishers), records what the policy
+node publishes, and calls its services. Driven over stdin/stdout with one JSON object per line:
+
+    {"cmd": "set", ...}            change what is published (encoding, joint names, positions, cameras on/off)
+    {"cmd": "enable", "data": b}   call ~/enable; replies {"success", "message"}
+    {"cmd": "reset"}               call ~/reset
+    {"cmd": "events", "since": t}  replies {"events": [...]} received after monotonic time t
+    {"cmd": "quit"}
+
+Every reply carries "now" (time.monotonic(), comparable with the test process's clock on Linux).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+NODE = "/policy_node"
+
+
+class Robot(Node):
+    def __init__(self, config: dict):
+        super().__init__("fake_robot")
+        self.lock = threading.Lock()
+        self.events: list[dict] = []
+        self.state = {
+            "cameras": config["cameras"],  # [[topic, height, width]]
+            "encoding": "rgb8",
+            "publish_cameras": True,
+            "joint_names": config["joint_names"],
+            "positions": config["positions"],
+            "last_camera_publish": 0.0,
+        }
+        self.image_pubs = {
+            t: self.create_publisher(Image, t, qos_profile_sensor_data) for t, _, _ in config["cameras"]
+        }
+        self.joint_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        self.create_timer(1.0 / 30, self.publish)
+        record = self.record
+        self.create_subscription(JointTrajectory, config["command_topic"], lambda m: record("command", m), 50)
+        self.create_subscription(JointTrajectory, f"{NODE}/preview", lambda m: record("preview", m), 50)
+        self.create_subscription(Float64, "/gripper_command", lambda m: record("gripper", m), 50)
+        self.create_subscription(DiagnosticStatus, f"{NODE}/status", lambda m: record("status", m), 50)
+        self.enable_client = self.create_client(SetBool, f"{NODE}/enable")
+        self.reset_client = self.create_client(Trigger, f"{NODE}/reset")
+
+    def publish(self) -> None:
+        s = self.state
+        stamp = self.get_clock().now().to_msg()
+        if s["publish_cameras"]:
+            for topic, height, width in s["cameras"]:
+                msg = Image(height=height, width=width, encoding=s["encoding"], step=width * 3)
+                msg.header.stamp = stamp
+                msg.data = np.full((height, width, 3), 7, np.uint8).tobytes()
+                self.image_pubs[topic].publish(msg)
+            s["last_camera_publish"] = time.monotonic()
+        joints = JointState(name=list(s["joint_names"]), position=[float(p) for p in s["positions"]])
+        joints.header.stamp = stamp
+        self.joint_pub.publish(joints)
+
+    def record(self, kind: str, msg) -> None:
+        event = {"kind": kind, "t": time.monotonic()}
+        if kind in ("command", "preview"):
+            event["joint_names"] = list(msg.joint_names)
+            event["points"] = [list(p.positions) for p in msg.points]
+        elif kind == "gripper":
+            event["value"] = msg.data
+        else:
+            event["held"] = msg.level != DiagnosticStatus.OK
+            event["message"] = msg.message
+        with self.lock:
+            self.events.append(event)
+
+    def call(self, client, request, timeout_s: float = 10.0):
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            return {"success": False, "message": "service not available"}
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not future.done():
+            return {"success": False, "message": "service call timed out"}
+        result = future.result()
+        return {"success": result.success, "message": result.message}
+
+
+def main() -> int:
+    config = json.loads(sys.argv[1])
+    rclpy.init()
+    robot = Robot(config)
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(robot)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    print(json.dumps({"ready": True, "now": time.monotonic()}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        cmd = request.pop("cmd")
+        reply: dict = {}
+        if cmd == "set":
+            robot.state.update(request)
+        elif cmd == "enable":
+            reply = robot.call(robot.enable_client, SetBool.Request(data=bool(request["data"])))
+        elif cmd == "reset":
+            reply = robot.call(robot.reset_client, Trigger.Request())
+        elif cmd == "events":
+            with robot.lock:
+                reply = {"events": [e for e in robot.events if e["t"] > request.get("since", 0.0)]}
+            reply["last_camera_publish"] = robot.state["last_camera_publish"]
+        elif cmd == "quit":
+            break
+        reply["now"] = time.monotonic()
+        print(json.dumps(reply), flush=True)
+    executor.shutdown()
+    robot.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
