@@ -1,5 +1,53 @@
 """`manip collect`: record demonstrations (scripted expert or teleop) into a Zarr store"""
 
-from data.cli.verb import not_available_yet
+from __future__ import annotations
 
-VERB = not_available_yet("record demonstrations (scripted expert or teleop) into a Zarr store", "issue 3")
+import argparse
+
+from data.cli.verb import Verb
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door")
+    parser.add_argument("--device", required=True, help="scripted | keyboard | spacemouse")
+    parser.add_argument("--episodes", type=int, required=True, help="episodes to keep")
+    parser.add_argument("--out", required=True, help="Zarr store (created, or appended to when it exists)")
+    parser.add_argument("--obs", default="lowdim", help="observation mode: lowdim | image")
+    parser.add_argument("--image-size", type=int, default=84, help="camera image side in pixels (image mode)")
+    parser.add_argument("--seed", type=int, default=0, help="first episode seed (episode k tries seed S+k)")
+    parser.add_argument("--keep-failures", action="store_true", help="also keep episodes that did not succeed")
+    parser.add_argument("--policy", help="checkpoint that drives; the operator's device takes over (corrections)")
+    parser.add_argument("--quiet", action="store_true", help="no status line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.collect import collect
+    from sim.devices import make_device
+    from sim.env import make_env
+    from sim.tasks import check_obs_mode, get_task
+
+    get_task(args.task)
+    check_obs_mode(args.obs)
+    device = make_device(args.device, args.task)
+    policy = None
+    if args.policy:
+        from real.sources import LocalPolicySource
+
+        policy = LocalPolicySource.from_checkpoint(args.policy)
+    env = make_env(args.task, obs_mode=args.obs, image_size=args.image_size)
+    try:
+        report = collect(
+            env, device, args.out, args.episodes, seed=args.seed, keep_failures=args.keep_failures,
+            policy=policy, quiet=args.quiet,
+        )  # fmt: skip
+    finally:
+        device.close()
+        env.close()
+    print(
+        f"collect: kept {report.kept} episode(s) of {report.attempted} tried "
+        f"({report.successes} successful) → {args.out}"
+    )
+    return 0 if report.kept == args.episodes else 1
+
+
+VERB = Verb(help="record demonstrations (scripted expert or teleop) into a Zarr store", configure=configure, run=run)
