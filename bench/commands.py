@@ -1,5 +1,73 @@
-"""`manip bench`: run a benchmark and print its figures"""
+"""`manip bench TARGET [--json] [--out FILE] [target options]`: run a benchmark, print its figures.
 
-from data.cli.verb import not_available_yet
+Each target is a module ``bench/<target>.py`` exposing ``run(args) -> dict`` (prints a table unless
+``args.json``; returns JSON-ready figures) and optionally ``configure(parser)`` for its own options. The
+dispatcher adds ``--json`` (print the figures as JSON instead of the table) and ``--out FILE`` (also write
+them to FILE). A target whose module does not exist yet says so and exits 3.
+"""
 
-VERB = not_available_yet("run a benchmark and print its figures", "issue 2")
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from data.cli.verb import Verb
+from data.errors import ManipError
+
+TARGETS = ("data", "train", "inference", "server", "sim")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", choices=TARGETS, metavar="TARGET", help=f"one of {', '.join(TARGETS)}")
+    parser.add_argument(
+        "options",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="--json, --out FILE and the target's own options (manip bench TARGET --help)",
+    )
+
+
+def _load(target: str):
+    name = f"bench.{target}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+def target_parser(target: str, module) -> argparse.ArgumentParser:
+    """The parser of one target: the shared ``--json``/``--out`` plus the target's ``configure``."""
+    from data.cli.main import OneLineParser
+
+    doc = (module.__doc__ or "").strip().splitlines()
+    parser = OneLineParser(prog=f"manip bench {target}", description=doc[0] if doc else None)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (no table)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the JSON to FILE")
+    if hasattr(module, "configure"):
+        module.configure(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    module = _load(args.target)
+    if module is None:
+        print(f"manip bench: '{args.target}' is not available yet (no bench/{args.target}.py)", file=sys.stderr)
+        return 3
+    target_args = target_parser(args.target, module).parse_args(args.options)
+    if target_args.out is not None and not target_args.out.parent.is_dir():
+        raise ManipError(f"{target_args.out.parent}: no such directory for --out")
+    figures = module.run(target_args)
+    text = json.dumps(figures, indent=2)
+    if target_args.json:
+        print(text)
+    if target_args.out is not None:
+        target_args.out.write_text(text + "\n")
+    return 0
+
+
+VERB = Verb(help="run a benchmark and print its figures", configure=configure, run=run)
