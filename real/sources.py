@@ -181,14 +181,18 @@ class LocalPolicySource:
         obs: Mapping[str, np.ndarray],
         prefix: np.ndarray | None = None,
         instructions: Sequence[str] | None = None,
+        steps: int | None = None,
     ) -> np.ndarray:
-        """Chunks ``(B, horizon, action_dim)`` for a batch ``{key: (B, n_obs_steps, ...)}`` in one forward pass."""
+        """Chunks ``(B, horizon, action_dim)`` for a batch ``{key: (B, n_obs_steps, ...)}`` in one forward pass.
+
+        ``steps`` overrides the source's sampling steps for this call.
+        """
         self.metadata.obs_spec.check(obs, leading=2, where="observation")
         torch = self.torch
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
             chunk = self.policy.predict_chunk(
                 dict(obs),
-                steps=self.steps,
+                steps=steps if steps is not None else self.steps,
                 prefix=prefix,
                 instruction=list(instructions) if instructions is not None else None,
             )

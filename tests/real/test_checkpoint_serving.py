@@ -26,6 +26,7 @@ def test_chunks_and_rtc_prefix(checkpoint_server):
     with PolicyClient(checkpoint_server.url) as client:
         reply = client.infer(synthetic_obs("lowdim", 0.3))
         assert reply.chunk.shape == (8, 7) and np.isfinite(reply.chunk).all()
+        assert client.infer(synthetic_obs("lowdim", 0.3), steps=1).chunk.shape == (8, 7)
         assert reply.timings["infer_ms"] > 0
         prefix = np.linspace(-0.5, 0.5, 21, dtype=np.float32).reshape(3, 7)
         chunk = client.request(synthetic_obs("lowdim", 0.3), 0.0, prefix=prefix)
