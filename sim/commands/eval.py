@@ -1,5 +1,43 @@
 """`manip eval`: evaluate a checkpoint or the scripted expert in a robosuite task"""
 
-from data.cli.verb import not_available_yet
+from __future__ import annotations
 
-VERB = not_available_yet("evaluate a checkpoint or the scripted expert in a robosuite task", "issue 3")
+import argparse
+
+from data.cli.verb import Verb
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", help="checkpoint directory (config.json + model.safetensors)")
+    parser.add_argument("--expert", action="store_true", help="the task's scripted expert acts as the policy")
+    parser.add_argument(
+        "--task", required=True, help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door"
+    )
+    parser.add_argument("--episodes", type=int, required=True)
+    parser.add_argument("--out", required=True, help="output directory (results.json, videos/)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (spawn)")
+    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed S+i")
+    parser.add_argument("--video", type=int, default=0, metavar="K", help="save mp4s of the first K episodes")
+    parser.add_argument("--server", help="evaluate through an inference server at ws://HOST:PORT")
+    parser.add_argument("--token-file", help="file holding the server's auth token")
+    parser.add_argument("--horizon", type=int, help="override the task's episode horizon (steps)")
+    parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from sim.eval import evaluate, source_spec_from_args, summary_line
+
+    source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
+    results = evaluate(
+        source, args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, video=args.video,
+        horizon=args.horizon, quiet=args.json,
+    )  # fmt: skip
+    print(json.dumps(results) if args.json else summary_line(results, args.out))
+    return 0
+
+
+VERB = Verb(
+    help="evaluate a checkpoint or the scripted expert in a robosuite task", configure=configure, run=run
+)

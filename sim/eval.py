@@ -1,0 +1,256 @@
+"""Parallel evaluation: Env → ChunkSource → ChunkExecutor → Env, one episode per seed, ``results.json``.
+
+Episodes run in worker processes (spawn, never fork), each with its own env and render context, reused across
+the episodes it gets. Episode ``i`` uses seed ``seed + i``. A worker that crashes (segfault, killed, exception)
+marks its episode failed-with-error; the others go on. The first ``video`` episodes are saved as mp4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.errors import ManipError
+from data.progress import progress
+from sim.stats import percentiles_ms, wilson_interval
+
+CRASH_ENV = "MANIP_EVAL_CRASH_SEEDS"  # testing hook: comma-separated seeds whose worker process dies
+VIDEO_SIZE = 128
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How a worker builds its chunk source (plain data, so it crosses the spawn boundary).
+
+    ``kind``: ``expert`` (the task's scripted expert), ``checkpoint`` (``path``: CKPT dir, loaded with
+    ``real.sources.LocalPolicySource``) or ``server`` (``url``: ws://HOST:PORT, ``token``).
+    """
+
+    kind: str
+    path: str = ""
+    url: str = ""
+    token: str | None = None
+
+    def label(self) -> str:
+        return {"expert": "expert", "checkpoint": self.path, "server": self.url}.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    task: str
+    seed: int
+    source: SourceSpec
+    video_path: str = ""
+    horizon: int | None = None
+
+
+# -- worker side ------------------------------------------------------------------------------------------------
+_CACHE: dict = {}
+
+
+def _source_and_env(job: EpisodeJob):
+    """Build (once per worker process) the source and an env whose observations match its spec."""
+    key = (job.task, job.source, job.horizon)
+    if key in _CACHE:
+        return _CACHE[key]
+    _CACHE.clear()
+    from sim.env import make_env
+
+    spec = job.source
+    if spec.kind == "expert":
+        from sim.experts.source import ExpertSource
+
+        env = make_env(job.task, offscreen=True, horizon=job.horizon)
+        source = ExpertSource(env)
+    else:
+        if spec.kind == "checkpoint":
+            from real.sources import LocalPolicySource
+
+            source = LocalPolicySource.from_checkpoint(spec.path)
+        elif spec.kind == "server":
+            from real.client import PolicyClient
+
+            source = PolicyClient(spec.url, token=spec.token)
+        else:
+            raise ManipError(f"unknown source kind '{spec.kind}'")
+        images = source.metadata.obs_spec.of_kind("rgb")
+        obs_mode = "image" if images else "lowdim"
+        size = images[0].shape[0] if images else 84
+        env = make_env(job.task, obs_mode=obs_mode, image_size=size, offscreen=True, horizon=job.horizon)
+    _CACHE[key] = (source, env)
+    return source, env
+
+
+def run_episode(job: EpisodeJob) -> dict:
+    """Run one episode; returns its per-episode record plus the policy's request times (seconds)."""
+    if str(job.seed) in os.environ.get(CRASH_ENV, "").split(","):
+        os._exit(3)  # simulate a hard worker crash (testing hook)
+    from real.loop import ChunkedController
+
+    source, env = _source_and_env(job)
+    obs = env.reset(seed=job.seed)
+    if hasattr(source, "start_episode"):
+        source.start_episode(job.seed)
+    controller = ChunkedController(source, instruction=env.task.instruction)
+    frames = []
+    success, steps = False, 0
+    for step in range(env.horizon):
+        if job.video_path:
+            frames.append(env.render("agentview", VIDEO_SIZE))
+        action = controller.act(obs, step * env.dt).action
+        obs, _reward, terminated, truncated, _info = env.step(action)
+        steps = step + 1
+        if terminated:
+            success = True
+            break
+        if truncated:
+            break
+    if job.video_path:
+        from sim.video import write_mp4
+
+        frames.append(env.render("agentview", VIDEO_SIZE))
+        write_mp4(job.video_path, frames, fps=env.control_rate)
+    return {"seed": job.seed, "success": success, "steps": steps, "request_s": controller.request_seconds}
+
+
+def _safe_episode(job: EpisodeJob) -> dict:
+    try:
+        return run_episode(job)
+    except Exception as exc:  # a failing episode is recorded, not fatal
+        return _error_record(job, f"{type(exc).__name__}: {exc}")
+
+
+def _error_record(job: EpisodeJob, error: str) -> dict:
+    return {"seed": job.seed, "success": False, "steps": 0, "error": error, "request_s": []}
+
+
+# -- parent side ------------------------------------------------------------------------------------------------
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _run_parallel(jobs: list[EpisodeJob], workers: int, quiet: bool) -> list[dict]:
+    records: dict[int, dict] = {}
+    broken: list[EpisodeJob] = []
+    with _spawn_pool(workers) as pool:
+        futures = {pool.submit(_safe_episode, job): job for job in jobs}
+        for future in progress(as_completed(futures), desc="eval", total=len(jobs), quiet=quiet, unit="ep"):
+            job = futures[future]
+            try:
+                records[job.seed] = future.result()
+            except BrokenProcessPool:
+                broken.append(job)
+    # A dead worker breaks the whole pool: re-run each affected episode alone, so only the one that crashes
+    # is marked failed-with-error.
+    for job in sorted(broken, key=lambda j: j.seed):
+        with _spawn_pool(1) as pool:
+            try:
+                records[job.seed] = pool.submit(_safe_episode, job).result()
+            except BrokenProcessPool:
+                records[job.seed] = _error_record(job, "worker process crashed")
+    return [records[job.seed] for job in jobs]
+
+
+def evaluate(
+    source: SourceSpec,
+    task: str,
+    episodes: int,
+    out: str | Path,
+    seed: int = 0,
+    workers: int = 1,
+    video: int = 0,
+    horizon: int | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Evaluate ``source`` on ``task`` for ``episodes`` seeds; write ``out/results.json`` (+ videos); return it."""
+    from sim.tasks import get_task
+
+    get_task(task)
+    if episodes < 1:
+        raise ManipError(f"--episodes must be >= 1, got {episodes}")
+    if workers < 1:
+        raise ManipError(f"--workers must be >= 1, got {workers}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if video:
+        (out / "videos").mkdir(exist_ok=True)
+    jobs = [
+        EpisodeJob(
+            task, seed + i, source, str(out / "videos" / f"episode_{i:03d}_seed{seed + i}.mp4") if i < video else "",
+            horizon,
+        )
+        for i in range(episodes)
+    ]  # fmt: skip
+    started = time.perf_counter()
+    if workers == 1 and not os.environ.get(CRASH_ENV):
+        records = [_safe_episode(job) for job in progress(jobs, desc="eval", quiet=quiet, unit="ep")]
+    else:
+        records = _run_parallel(jobs, min(workers, episodes), quiet)
+    wall = time.perf_counter() - started
+    request_s = [t for r in records for t in r.pop("request_s")]
+    successes = sum(bool(r["success"]) for r in records)
+    low, high = wilson_interval(successes, episodes)
+    results = {
+        "task": task,
+        "episodes": episodes,
+        "successes": successes,
+        "success_rate": successes / episodes,
+        "ci95": [low, high],
+        "seeds": [job.seed for job in jobs],
+        "per_episode": records,
+        "latency_ms": percentiles_ms(request_s),
+        "source": source.label(),
+        "errors": sum("error" in r for r in records),
+        "workers": workers,
+        "wall_s": round(wall, 3),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def summary_line(results: dict, out: str | Path) -> str:
+    """The one-line summary ``manip eval`` prints."""
+    low, high = results["ci95"]
+    errors = f", {results['errors']} error(s)" if results.get("errors") else ""
+    return (
+        f"{results['task']}: {results['successes']}/{results['episodes']} succeeded "
+        f"({100 * results['success_rate']:.1f} %, CI95 {100 * low:.1f}–{100 * high:.1f} %{errors}); "
+        f"policy latency p50 {results['latency_ms']['p50']:.2f} ms → {Path(out) / 'results.json'}"
+    )
+
+
+def source_spec_from_args(
+    checkpoint: str | None, expert: bool, server: str | None, token_file: str | None
+) -> SourceSpec:
+    """Turn ``manip eval``'s source flags into a :class:`SourceSpec` (one-line errors for bad combinations)."""
+    chosen = [
+        name for name, on in (("--checkpoint", checkpoint), ("--expert", expert), ("--server", server)) if on
+    ]
+    if checkpoint and server:
+        chosen = ["--server"]  # --server serves that checkpoint remotely; the flag only names it
+    if not chosen:
+        raise ManipError("pass --checkpoint CKPT, --expert or --server ws://HOST:PORT")
+    if expert and (checkpoint or server):
+        raise ManipError("--expert cannot be combined with --checkpoint or --server")
+    token = None
+    if token_file:
+        path = Path(token_file)
+        if not path.is_file():
+            raise ManipError(f"{path}: no such token file")
+        token = path.read_text().strip()
+    if server:
+        if not server.startswith(("ws://", "wss://")):
+            raise ManipError(f"--server '{server}' must look like ws://HOST:PORT")
+        return SourceSpec("server", url=server, token=token)
+    if checkpoint:
+        if not (Path(checkpoint) / "config.json").is_file():
+            raise ManipError(f"{checkpoint}: not a checkpoint directory (no config.json)")
+        return SourceSpec("checkpoint", path=str(Path(checkpoint).resolve()))
+    return SourceSpec("expert")

@@ -1,0 +1,26 @@
+"""Small statistics for evaluation results."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95 % by default); (0, 1) for zero trials."""
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    """p50/p99 of durations given in seconds, in milliseconds (0 when there are none)."""
+    if not seconds:
+        return {"p50": 0.0, "p99": 0.0}
+    ms = np.asarray(seconds) * 1000.0
+    return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
