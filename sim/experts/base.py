@@ -150,7 +150,9 @@ class WaypointExpert:
         error = phase.target(env) - eef
         limit = self.speed * phase.speed
         if np.linalg.norm(error) < 0.03:  # integrate only near the target, so travel does not wind it up
-            self.integral = np.clip(self.integral + error * self.integral_gain, -self.integral_limit, self.integral_limit)
+            self.integral = np.clip(
+                self.integral + error * self.integral_gain, -self.integral_limit, self.integral_limit
+            )
         pos = np.clip(error * self.gain + self.integral, -limit, limit)
         # rate limit: a hand does not jump from rest to full speed
         pos = self.last_pos_action + np.clip(pos - self.last_pos_action, -0.15, 0.15)
@@ -213,3 +215,8 @@ class WaypointExpert:
                 continue
             break
         return self.phases[self.index]
+
+
+def up(height: float) -> np.ndarray:
+    """A vertical offset of ``height`` metres."""
+    return np.array([0.0, 0.0, height])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, yaw_of
+from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, yaw_of
 
 
 class LiftExpert(WaypointExpert):
@@ -27,7 +27,7 @@ class LiftExpert(WaypointExpert):
             return np.array([*start["xy"], cube()[2] + lift])
 
         return [
-            Phase("above", lambda _e: cube() + [0, 0, hover], OPEN, yaw=yaw, tol=0.015),
+            Phase("above", lambda _e: cube() + up(hover), OPEN, yaw=yaw, tol=0.015),
             Phase("descend", lambda _e: cube() + grasp_offset, OPEN, yaw=yaw, tol=0.008, speed=0.6),
             Phase("grasp", lambda _e: cube() + grasp_offset, CLOSE, min_steps=10, max_steps=10, tol=1.0),
             Phase("lift", lifted_target, CLOSE, tol=0.01, max_steps=80),

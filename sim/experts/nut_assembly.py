@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, yaw_of
+from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, yaw_of
 
 
 class NutAssemblySquareExpert(WaypointExpert):
@@ -51,7 +51,7 @@ class NutAssemblySquareExpert(WaypointExpert):
             return target
 
         return [
-            Phase("above", lambda _e: handle() + [0, 0, hover], OPEN, yaw=handle_yaw, tol=0.012),
+            Phase("above", lambda _e: handle() + up(hover), OPEN, yaw=handle_yaw, tol=0.012),
             Phase("descend", handle_grip, OPEN, yaw=handle_yaw, tol=0.007, speed=0.6, stall_ends=True),
             Phase("grasp", handle_grip, CLOSE, min_steps=10, max_steps=10, tol=1.0),
             Phase("lift", lambda _e: np.array([*self.sim.eef_pos()[:2], carry_z]), CLOSE, tol=0.02),

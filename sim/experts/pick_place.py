@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert
+from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up
 
 
 class PickPlaceCanExpert(WaypointExpert):
@@ -13,7 +13,7 @@ class PickPlaceCanExpert(WaypointExpert):
         can_id = raw.obj_body_id["Can"]
         # aim at the near half of the can's bin quarter: the far corner is at the edge of the Panda's reach
         bin_xy = np.array(raw.target_bin_placements[raw.object_to_id["can"]][:2])
-        bin_xy = bin_xy + [self.rng.uniform(-0.05, -0.02), self.rng.uniform(-0.04, 0.0)]
+        bin_xy = bin_xy + np.array([self.rng.uniform(-0.05, -0.02), self.rng.uniform(-0.04, 0.0)])
         bin_z = float(raw.bin2_pos[2])
         hover = 0.08 + self.rng.uniform(0.0, 0.04)
         carry_z = bin_z + 0.22 + self.rng.uniform(0.0, 0.05)
@@ -23,7 +23,7 @@ class PickPlaceCanExpert(WaypointExpert):
             return self.sim.body_pos(can_id)
 
         return [
-            Phase("above", lambda _e: can() + [0, 0, hover], OPEN, tol=0.015),
+            Phase("above", lambda _e: can() + up(hover), OPEN, tol=0.015),
             Phase("descend", lambda _e: can() + grasp_offset, OPEN, tol=0.008, speed=0.6),
             Phase("grasp", lambda _e: can() + grasp_offset, CLOSE, min_steps=10, max_steps=10, tol=1.0),
             Phase("lift", lambda _e: np.array([*can()[:2], carry_z]), CLOSE, tol=0.02),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, yaw_of
+from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, yaw_of
 
 
 class StackExpert(WaypointExpert):
@@ -36,7 +36,7 @@ class StackExpert(WaypointExpert):
             return lambda _e: base() + place_offset + [0, 0, height]
 
         return [
-            Phase("above", lambda _e: top() + [0, 0, hover], OPEN, yaw=grasp_yaw, tol=0.015),
+            Phase("above", lambda _e: top() + up(hover), OPEN, yaw=grasp_yaw, tol=0.015),
             Phase("descend", lambda _e: top() + grasp_offset, OPEN, yaw=grasp_yaw, tol=0.008, speed=0.6),
             Phase("grasp", lambda _e: top() + grasp_offset, CLOSE, min_steps=10, max_steps=10, tol=1.0),
             Phase("lift", lambda _e: np.array([*top()[:2], base()[2] + carry]), CLOSE, tol=0.015),
