@@ -144,6 +144,7 @@ class EpisodeStore:
         self._ends = ends.astype(np.int64)
         self._arrays = self._open_data_arrays()
         self._meta_cache: list[dict] | None = None
+        self._meta_array_handle = None
 
     # ---- opening -------------------------------------------------------------------------------------------
 
@@ -453,6 +454,11 @@ class EpisodeStore:
         return array
 
     def _meta_array(self):
+        if self._meta_array_handle is None:
+            self._meta_array_handle = self._open_or_create_meta_array()
+        return self._meta_array_handle
+
+    def _open_or_create_meta_array(self):
         meta = self._root["meta"]
         if "episode_meta" in meta:
             return meta["episode_meta"]

@@ -1,0 +1,56 @@
+"""`manip bench data` runs end to end on a tiny configuration; the dispatcher handles missing targets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import commands
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_data_json_and_out_file(tmp_path):
+    out = tmp_path / "figures.json"
+    args = ["--episodes", "2", "--steps", "20", "--samples", "10", "--cases", "lowdim,cams84", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "data.cli.main", "bench", "data", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert json.loads(out.read_text()) == figures
+    assert [c["case"] for c in figures["cases"]] == ["lowdim", "cams84"]
+    for case in figures["cases"]:
+        assert (
+            case["steps"] == 40
+            and case["write_steps_per_s"] > 0
+            and case["write_mb_per_s"] > 0
+            and case["read_samples_per_s"] > 0
+        )
+    assert figures["cases"][1]["window"]["cameras"] == 2
+    codecs = {row["codec"]: row for row in figures["codecs"]["84x84"]}
+    assert codecs["blosc-zstd3"]["lossless"] and codecs["blosc-zstd3"]["ratio"] > 1
+
+
+def test_bench_bad_case_is_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "data.cli.main", "bench", "data", "--cases", "nope", "--no-codecs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and "unknown case(s) nope" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_target_module_says_not_available(capsys):
+    assert commands.run(argparse.Namespace(target="no_such_target", options=[])) == 3
+    assert "not available yet" in capsys.readouterr().err
