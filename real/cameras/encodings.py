@@ -1,5 +1,8 @@
 """sensor_msgs/Image and CompressedImage ⇄ numpy, with the encoding checked (numpy only; no rclpy, no cv_bridge).
 
+Works on rclpy messages and on rosbags' deserialized messages alike (same field names), so the ROS node and
+the rosbag2/MCAP converter share it.
+
 A policy's colour inputs are ``uint8`` HWC RGB and its depth inputs ``uint16`` millimetres (``16UC1``), so a
 frame in another encoding (``bgr8`` from a driver left at its default, ``32FC1`` depth, …) is refused with a
 message naming the topic, the encoding it has and the one it needs: the node then holds instead of feeding the
@@ -48,6 +51,14 @@ def image_to_array(msg, expected_encoding: str = "rgb8") -> np.ndarray:
     return array.reshape(msg.height, msg.width, channels).astype(dtype, copy=False)
 
 
+def image_to_rgb(msg) -> np.ndarray:
+    """Decode a colour ``sensor_msgs/Image`` in ``rgb8`` or ``bgr8`` into ``(H, W, 3)`` RGB (offline conversion,
+    where the encoding is known for sure; the live node refuses ``bgr8`` instead of guessing)."""
+    if msg.encoding == "bgr8":
+        return np.ascontiguousarray(image_to_array(msg, "bgr8")[..., ::-1])
+    return image_to_array(msg, "rgb8")
+
+
 def compressed_to_array(msg, expected_encoding: str = "rgb8") -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG or PNG) into ``(H, W, 3)`` uint8 RGB."""
     fmt = (msg.format or "").lower()
@@ -58,15 +69,16 @@ def compressed_to_array(msg, expected_encoding: str = "rgb8") -> np.ndarray:
     import imagecodecs
 
     data = bytes(msg.data)
+    if data[:3] == b"\xff\xd8\xff":
+        decode = imagecodecs.jpeg8_decode
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        decode = imagecodecs.png_decode
+    else:
+        raise ImageError(f"format '{msg.format}': neither JPEG nor PNG data")
     try:
-        if data[:3] == b"\xff\xd8\xff":
-            array = imagecodecs.jpeg8_decode(data)
-        elif data[:8] == b"\x89PNG\r\n\x1a\n":
-            array = imagecodecs.png_decode(data)
-        else:
-            raise ImageError(f"format '{msg.format}': neither JPEG nor PNG data")
-    except imagecodecs.DelayedImportError as exc:  # pragma: no cover - depends on the imagecodecs build
-        raise ImageError(f"cannot decode '{msg.format}': {exc}") from None
+        array = decode(data)
+    except Exception as exc:  # corrupt data: imagecodecs raises its own error types
+        raise ImageError(f"format '{msg.format}': cannot decode ({exc})") from None
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ImageError(
             f"format '{msg.format}' decoded to {array.dtype} {array.shape}, expected uint8 (H, W, 3)"

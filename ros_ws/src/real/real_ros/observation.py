@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.specs import FeatureSpec, Spec
-from real_ros.images import resize_nearest
+from real.cameras.encodings import resize_nearest
 
 
 @dataclass

@@ -38,11 +38,11 @@ from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from real.cameras.encodings import EXPECTED_ENCODING, ImageError, compressed_to_array, image_to_array
 from real.executor import ChunkExecutor
 from real.loop import ObsHistory, executor_config_for
 from real.safety import SafetyConfig
 from real_ros import commands
-from real_ros.images import EXPECTED_ENCODING, ImageError, compressed_to_array, image_to_array
 from real_ros.observation import ObservationAssembler
 from real_ros.params import PolicyNodeParams, declare_params
 from real_ros.requester import AsyncRequester
