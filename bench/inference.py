@@ -1,0 +1,236 @@
+"""``manip bench inference``: action-chunk latency per head and step count, batch 1, low-dim and image policies.
+
+Each case builds a policy of the default architecture (``policies.config.PolicyConfig`` defaults: UNet1D
+256-512-1024, horizon 16, two observation steps; the image case adds the ResNet-18-GN encoder on two 84×84
+cameras) with random weights and a normalizer fitted on random data, then times ``predict_chunk`` end to end
+(normalization, encoding, sampling, unnormalization) on one observation. Weights do not change the cost, so no
+training is needed. Figures: p50 and p99 of ``repeats`` timed calls after ``warmup`` calls (with few repeats p99
+is close to the maximum). Headline: MeanFlow 1-step latency / DDIM-10 latency (p50), per observation mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+LIFT_LOWDIM = {"robot0_eef_pos": (3,), "robot0_eef_quat": (4,), "robot0_gripper_qpos": (2,), "object": (10,)}
+PROPRIO = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+CAMERAS = ("agentview_image", "robot0_eye_in_hand_image")
+IMAGE_SIZE = 84
+ACTION_DIM = 7
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmarked configuration: observation mode, head (+ sampler), backbone and sampling steps."""
+
+    obs_mode: str
+    head: str
+    steps: int
+    backbone: str = "unet1d"
+    sampler: str | None = None
+
+    @property
+    def label(self) -> str:
+        name = {"diffusion": (self.sampler or "ddim").upper(), "flow": "flow", "meanflow": "MeanFlow"}[
+            self.head
+        ]
+        suffix = "" if self.backbone == "unet1d" else f" ({self.backbone})"
+        return f"{self.obs_mode} {name}-{self.steps}{suffix}"
+
+    @property
+    def head_config(self) -> dict:
+        return {"name": self.head, **({"sampler": self.sampler} if self.sampler else {})}
+
+
+def default_cases(quick: bool = False) -> list[Case]:
+    """DDPM-100, DDIM-10, flow-10 and MeanFlow-1 for low-dim and image (DDPM-100 low-dim only when ``quick``)."""
+    cases = []
+    for mode in ("lowdim", "image"):
+        if mode == "lowdim" or not quick:
+            cases.append(Case(mode, "diffusion", 100, sampler="ddpm"))
+        cases += [Case(mode, "diffusion", 10), Case(mode, "flow", 10), Case(mode, "meanflow", 1)]
+    cases.append(Case("lowdim", "meanflow", 1, backbone="transformer"))
+    return cases
+
+
+def obs_spec_for(mode: str):
+    """The Lift observation spec of ``mode``: all low-dim keys, or proprio + two 84×84 cameras."""
+    from data.specs import FeatureSpec, Spec
+
+    if mode == "lowdim":
+        return Spec(tuple(FeatureSpec(k, s) for k, s in LIFT_LOWDIM.items()))
+    features = [FeatureSpec(k, LIFT_LOWDIM[k]) for k in PROPRIO]
+    features += [FeatureSpec(k, (IMAGE_SIZE, IMAGE_SIZE, 3), "uint8", "rgb") for k in CAMERAS]
+    return Spec(tuple(features))
+
+
+def random_obs(obs_spec, batch: int, n_obs_steps: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Raw observations matching ``obs_spec``: normal floats, uniform uint8 images."""
+    rng = np.random.default_rng(seed)
+    obs = {}
+    for f in obs_spec.features:
+        shape = (batch, n_obs_steps, *f.shape)
+        if f.kind == "rgb":
+            obs[f.name] = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        else:
+            obs[f.name] = rng.normal(size=shape).astype(np.float32)
+    return obs
+
+
+def build_policy(case: Case, policy_overrides: dict | None = None):
+    """A randomly initialised policy for ``case`` with a normalizer fitted on random data."""
+    from data.normalizer import Normalizer
+    from data.specs import FeatureSpec, Spec
+    from policies.config import POLICY_TYPES, parse_policy_config
+
+    obs_spec = obs_spec_for(case.obs_mode)
+    raw = {
+        "obs_keys": obs_spec.names,
+        "head": case.head_config,
+        "backbone": {"name": case.backbone},
+        **(policy_overrides or {}),
+    }
+    config = parse_policy_config(raw, where="bench")
+    lowdim = [f.name for f in obs_spec.of_kind("lowdim")]
+    sample = random_obs(obs_spec, 64, 1, seed=1)
+    sample["action"] = np.random.default_rng(2).uniform(-1, 1, (64, ACTION_DIM)).astype(np.float32)
+    normalizer = Normalizer.fit([sample], {**dict.fromkeys(lowdim, "minmax"), "action": "minmax"})
+    action_spec = Spec((FeatureSpec("action", (ACTION_DIM,)),))
+    return POLICY_TYPES.get(config.type).cls(config, obs_spec, action_spec, normalizer).eval()
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    """p50 / p99 / mean of durations in seconds, in milliseconds (rounded to 0.01)."""
+    ms = np.asarray(seconds) * 1e3
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 2),
+        "p99": round(float(np.percentile(ms, 99)), 2),
+        "mean": round(float(ms.mean()), 2),
+    }
+
+
+def time_case(case: Case, repeats: int, warmup: int) -> dict:
+    """Latency of one ``predict_chunk`` call (batch 1) for ``case``."""
+    import torch
+
+    torch.manual_seed(0)
+    policy = build_policy(case)
+    obs = random_obs(policy.obs_spec, 1, policy.n_obs_steps)
+    durations = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            chunk = policy.predict_chunk(obs, steps=case.steps)
+            if i >= warmup:
+                durations.append(time.perf_counter() - start)
+    assert chunk.shape == (1, policy.horizon, ACTION_DIM)
+    params = sum(p.numel() for p in policy.parameters())
+    return {
+        "label": case.label,
+        "obs_mode": case.obs_mode,
+        "head": case.head,
+        "sampler": case.sampler or ("ddim" if case.head == "diffusion" else None),
+        "backbone": case.backbone,
+        "steps": case.steps,
+        "repeats": repeats,
+        "parameters": int(params),
+        "latency_ms": percentiles_ms(durations),
+    }
+
+
+def machine() -> dict:
+    """Where the figures come from."""
+    import os
+
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def headline(results: list[dict]) -> dict[str, float]:
+    """MeanFlow-1 p50 / DDIM-10 p50 per observation mode (UNet backbone)."""
+    ratios = {}
+    for mode in ("lowdim", "image"):
+        by_label = {r["label"]: r for r in results if r["obs_mode"] == mode}
+        meanflow, ddim = by_label.get(f"{mode} MeanFlow-1"), by_label.get(f"{mode} DDIM-10")
+        if meanflow and ddim:
+            ratios[mode] = round(meanflow["latency_ms"]["p50"] / ddim["latency_ms"]["p50"], 3)
+    return ratios
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of ``manip bench inference`` (the dispatcher adds ``--json``)."""
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per case (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
+    parser.add_argument("--quick", action="store_true", help="skip the image DDPM-100 case")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run every case; print a table unless ``args.json``; return the figures as a JSON-ready dict."""
+    from data.errors import ManipError
+    from data.progress import progress
+
+    repeats, warmup = int(getattr(args, "repeats", 10)), int(getattr(args, "warmup", 2))
+    if repeats < 1 or warmup < 0:
+        raise ManipError(
+            f"bench inference: --repeats must be >= 1 and --warmup >= 0 (got {repeats}, {warmup})"
+        )
+    quiet = bool(getattr(args, "json", False))
+    cases = default_cases(quick=bool(getattr(args, "quick", False)))
+    results = []
+    for case in progress(cases, desc="bench inference", quiet=quiet, unit="case"):
+        # DDPM-100 costs 10× DDIM-10: a quarter of the repeats keeps the default run short.
+        n = max(3, repeats // 4) if case.steps >= 100 else repeats
+        results.append(time_case(case, n, warmup))
+    report = {
+        "benchmark": "inference",
+        "batch": 1,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "cases": results,
+        "headline_meanflow1_over_ddim10": headline(results),
+    }
+    if not quiet:
+        print(format_report(report))
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A human-readable table of :func:`run`'s figures."""
+    lines = [f"{'case':<34} {'p50 ms':>9} {'p99 ms':>9} {'n':>4}"]
+    for r in report["cases"]:
+        lat = r["latency_ms"]
+        lines.append(f"{r['label']:<34} {lat['p50']:>9.2f} {lat['p99']:>9.2f} {r['repeats']:>4}")
+    for mode, ratio in report["headline_meanflow1_over_ddim10"].items():
+        lines.append(f"headline ({mode}): MeanFlow-1 / DDIM-10 latency = {ratio:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.inference [--json]`` (same as ``manip bench inference``)."""
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.splitlines()[0])
+    configure(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    args = parser.parse_args(argv)
+    report = run(args)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
