@@ -99,12 +99,23 @@ class ChunkDataset(torch.utils.data.Dataset):
         return len(self.sampler)
 
     def __getitem__(self, i: int) -> dict:
-        window = self.sampler.sample(i)
-        actions = window[self.action_key][self.n_latency_steps : self.n_latency_steps + self.horizon]
-        obs = {
-            k: torch.from_numpy(np.ascontiguousarray(window[k][: self.n_obs_steps])) for k in self.obs_keys
-        }
-        return {"obs": obs, "action": torch.from_numpy(np.ascontiguousarray(actions))}
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"ChunkDataset index {i} out of range ({len(self)} windows)")
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """Many items at once (torch's DataLoader uses this): one gather per key instead of one per item."""
+        batch = self.sampler.sample_batch(indices)
+        lat = self.n_latency_steps
+        actions = batch[self.action_key][:, lat : lat + self.horizon]
+        obs = {k: batch[k][:, : self.n_obs_steps] for k in self.obs_keys}
+        return [
+            {
+                "obs": {k: torch.from_numpy(np.ascontiguousarray(v[j])) for k, v in obs.items()},
+                "action": torch.from_numpy(np.ascontiguousarray(actions[j])),
+            }
+            for j in range(len(actions))
+        ]
 
     def get_validation_dataset(self) -> ChunkDataset:
         """The held-out episodes (same seed and ratio) as a dataset; empty when ``val_ratio`` is 0."""
