@@ -161,3 +161,22 @@ def test_chunk_dataset_latency_shifts_actions(small_store):
     window_o = naive_window(obs, row, 5)
     np.testing.assert_array_equal(ds[0]["action"].numpy(), window_a[2:5])
     np.testing.assert_array_equal(ds[0]["obs"]["robot0_eef_pos"].numpy(), window_o[:1])
+
+
+@pytest.mark.parametrize("frame_memory_bytes", [0, 1 << 30])
+def test_sample_batch_equals_single_windows_in_memory_and_lazy(small_store, frame_memory_bytes):
+    keys = ["action", "agentview_image"]
+    sampler = SequenceSampler(
+        small_store, keys, 5, 2, 3, first_k={"agentview_image": 2}, frame_memory_bytes=frame_memory_bytes
+    )
+    assert sampler.frames_in_memory == bool(frame_memory_bytes)
+    indices = np.arange(len(sampler))[::-1]
+    batch = sampler.sample_batch(indices)
+    ref = naive_indices(small_store.episode_ends, 5, 1, 2, [True] * 5)
+    for j, i in enumerate(indices):
+        np.testing.assert_array_equal(
+            batch["action"][j], naive_window(small_store.array("action")[:], ref[i], 5)
+        )
+        image = naive_window(small_store.array("agentview_image")[:], ref[i], 5)[:2]
+        np.testing.assert_array_equal(batch["agentview_image"][j], image)
+        np.testing.assert_array_equal(sampler.sample(int(i))["agentview_image"], image)
