@@ -114,16 +114,19 @@ def node_params(url: str, **overrides) -> dict:
 
 
 class RosRun:
-    """The policy node and the fake robot, each in its own ROS-venv subprocess."""
+    """A node of the package (``policy_node`` by default) and the fake robot, each in its own ROS-venv
+    subprocess; ``robot`` adds to / overrides the fake robot's configuration (see ros_harness.py)."""
 
-    def __init__(self, env: dict, tmp: Path, params: dict):
+    def __init__(
+        self, env: dict, tmp: Path, params: dict, node: str = "policy_node", robot: dict | None = None
+    ):
         self.params = params
         params_file = tmp / "params.yaml"
-        params_file.write_text(yaml.safe_dump({"policy_node": {"ros__parameters": params}}))
+        params_file.write_text(yaml.safe_dump({node: {"ros__parameters": params}}))
         self.node_log = tmp / "node.log"
         self._node_out = self.node_log.open("w")
         self.node = subprocess.Popen(
-            [str(ROS_PYTHON), "-m", "real_ros.policy_node", "--ros-args", "--params-file", str(params_file)],
+            [str(ROS_PYTHON), "-m", f"real_ros.{node}", "--ros-args", "--params-file", str(params_file)],
             env=env,
             stdout=self._node_out,
             stderr=subprocess.STDOUT,
@@ -132,7 +135,8 @@ class RosRun:
             "cameras": CAMERAS,
             "joint_names": JOINTS,
             "positions": [0.5] * len(JOINTS),
-            "command_topic": params["command_topic"],
+            "command_topic": params.get("command_topic", ""),
+            **(robot or {}),
         }
         self.robot = subprocess.Popen(
             [str(ROS_PYTHON), str(HARNESS), json.dumps(robot_config)],
@@ -197,13 +201,13 @@ class RosRun:
 
 @pytest.fixture
 def ros_run(ros_env, tmp_path):
-    """``ros_run(params)`` starts the node + fake robot; both are stopped after the test."""
+    """``ros_run(params, node=..., robot=...)`` starts a node + the fake robot; both stop after the test."""
     runs = []
 
-    def start(params: dict) -> RosRun:
+    def start(params: dict, **kwargs) -> RosRun:
         path = tmp_path / f"run{len(runs)}"
         path.mkdir()
-        run = RosRun(ros_env, path, params)
+        run = RosRun(ros_env, path, params, **kwargs)
         runs.append(run)
         return run
 

@@ -6,6 +6,7 @@ node publishes, and calls its services. Driven over stdin/stdout with one JSON o
     {"cmd": "set", ...}            change what is published (encoding, joint names, positions, cameras on/off)
     {"cmd": "enable", "data": b}   call ~/enable; replies {"success", "message"}
     {"cmd": "reset"}               call ~/reset
+    {"cmd": "call", "service": "/recorder_node/start", "data": b}   any Trigger (no data) or SetBool service
     {"cmd": "events", "since": t}  replies {"events": [...]} received after monotonic time t
     {"cmd": "quit"}
 
@@ -26,9 +27,9 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Bool, Float64
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 NODE = "/policy_node"
 
@@ -45,6 +46,8 @@ class Robot(Node):
             "joint_names": config["joint_names"],
             "positions": config["positions"],
             "last_camera_publish": 0.0,
+            "intervention": False,
+            "teleop_value": 0.0,
         }
         self.image_pubs = {
             t: self.create_publisher(Image, t, qos_profile_sensor_data) for t, _, _ in config["cameras"]
@@ -52,10 +55,28 @@ class Robot(Node):
         self.joint_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
         self.create_timer(1.0 / 30, self.publish)
         record = self.record
-        self.create_subscription(JointTrajectory, config["command_topic"], lambda m: record("command", m), 50)
+        if config.get("command_topic"):
+            self.create_subscription(
+                JointTrajectory, config["command_topic"], lambda m: record("command", m), 50
+            )
+        self.teleop = None
+        if config.get("teleop_topic"):  # a teleoperator: trajectory commands, gripper and intervention flag
+            self.teleop = (
+                self.create_publisher(JointTrajectory, config["teleop_topic"], 10),
+                self.create_publisher(Float64, "/gripper_command", 10),
+                self.create_publisher(Bool, "/teleop/intervention", 10),
+            )
+        for topic in config.get("watch_images", []):
+            self.create_subscription(
+                Image, topic, lambda m, t=topic: record(f"image:{t}", m), qos_profile_sensor_data
+            )
+        self.service_clients: dict[str, object] = {}
         self.create_subscription(JointTrajectory, f"{NODE}/preview", lambda m: record("preview", m), 50)
         self.create_subscription(Float64, "/gripper_command", lambda m: record("gripper", m), 50)
         self.create_subscription(DiagnosticStatus, f"{NODE}/status", lambda m: record("status", m), 50)
+        self.create_subscription(
+            DiagnosticStatus, "/recorder_node/status", lambda m: record("recorder", m), 50
+        )
         self.enable_client = self.create_client(SetBool, f"{NODE}/enable")
         self.reset_client = self.create_client(Trigger, f"{NODE}/reset")
 
@@ -72,6 +93,13 @@ class Robot(Node):
         joints = JointState(name=list(s["joint_names"]), position=[float(p) for p in s["positions"]])
         joints.header.stamp = stamp
         self.joint_pub.publish(joints)
+        if self.teleop is not None:
+            s["teleop_value"] += 1.0
+            command = JointTrajectory(joint_names=["j1", "j2"])
+            command.points = [JointTrajectoryPoint(positions=[s["teleop_value"], -s["teleop_value"]])]
+            self.teleop[0].publish(command)
+            self.teleop[1].publish(Float64(data=0.5))
+            self.teleop[2].publish(Bool(data=bool(s["intervention"])))
 
     def record(self, kind: str, msg) -> None:
         event = {"kind": kind, "t": time.monotonic()}
@@ -80,7 +108,13 @@ class Robot(Node):
             event["points"] = [list(p.positions) for p in msg.points]
         elif kind == "gripper":
             event["value"] = msg.data
-        else:
+        elif kind.startswith("image:"):
+            data = np.frombuffer(bytes(msg.data), np.uint8)
+            event.update(
+                encoding=msg.encoding, height=msg.height, width=msg.width, stamp=msg.header.stamp.sec
+            )
+            event["head"] = data[: min(len(data), 12)].tolist()
+        else:  # status / recorder
             event["held"] = msg.level != DiagnosticStatus.OK
             event["message"] = msg.message
         with self.lock:
@@ -118,6 +152,13 @@ def main() -> int:
             reply = robot.call(robot.enable_client, SetBool.Request(data=bool(request["data"])))
         elif cmd == "reset":
             reply = robot.call(robot.reset_client, Trigger.Request())
+        elif cmd == "call":
+            name = request["service"]
+            kind = SetBool if "data" in request else Trigger
+            if name not in robot.service_clients:
+                robot.service_clients[name] = robot.create_client(kind, name)
+            message = SetBool.Request(data=bool(request["data"])) if kind is SetBool else Trigger.Request()
+            reply = robot.call(robot.service_clients[name], message)
         elif cmd == "events":
             with robot.lock:
                 reply = {"events": [e for e in robot.events if e["t"] > request.get("since", 0.0)]}

@@ -87,23 +87,28 @@ class ObservationAssembler:
     def _topic(self, key: str) -> str:
         return self.camera_topics.get(key, self.joint_state_topic)
 
+    def fresh(self, key: str, t_now: float) -> tuple[np.ndarray | None, str]:
+        """The newest value for ``key`` if it is usable at ``t_now``; else None and the fault (one line)."""
+        sample = self.samples.get(key)
+        topic = self._topic(key)
+        if sample is None:
+            return None, f"no message on {topic} yet"
+        if sample.error:
+            return None, sample.error if sample.error.startswith(topic) else f"{topic}: {sample.error}"
+        limit = self.max_state_age_s if key == self.joint_state_key else self.max_frame_age_s
+        age = t_now - sample.stamp
+        if age > limit:
+            return None, f"stale {topic}: newest message is {age:.2f} s old (> {limit:.2f} s)"
+        return sample.value, ""
+
     def assemble(self, t_now: float) -> tuple[dict[str, np.ndarray] | None, str]:
         """The observation for the tick at ``t_now`` and ``""``, or ``None`` and the fault (one line)."""
         obs = {}
         for key, need in self.needs.items():
-            sample = self.samples.get(key)
-            topic = self._topic(key)
-            if sample is None:
-                return None, f"no message on {topic} yet"
-            if sample.error:
-                return None, f"{topic}: {sample.error}" if not sample.error.startswith(
-                    topic
-                ) else sample.error
-            limit = self.max_state_age_s if key == self.joint_state_key else self.max_frame_age_s
-            age = t_now - sample.stamp
-            if age > limit:
-                return None, f"stale {topic}: newest message is {age:.2f} s old (> {limit:.2f} s)"
-            value, fault = self._shaped(key, sample.value, need, topic)
+            value, fault = self.fresh(key, t_now)
+            if fault:
+                return None, fault
+            value, fault = self._shaped(key, value, need, self._topic(key))
             if fault:
                 return None, fault
             obs[key] = value

@@ -75,13 +75,16 @@ class PolicyNodeParams:
 class CameraNodeParams:
     """Parameters of ``camera_node`` (RealSense frames from the camera process → sensor_msgs/Image)."""
 
-    serials: tuple[str, ...] = ("",)
     names: tuple[str, ...] = ("camera",)
+    # One per name: a serial number ("" = the only connected camera) and a recording to play back ("" = live).
+    serials: tuple[str, ...] = ("",)
+    playback_files: tuple[str, ...] = ("",)
     width: int = 640
     height: int = 480
     fps: int = 30
     enable_depth: bool = True
-    playback_file: str = ""
+    # The camera process runs in this Python (it needs pyrealsense2; never the rclpy process itself).
+    camera_python: str = "python3"
 
 
 @dataclass(frozen=True)
@@ -95,11 +98,13 @@ class RecorderNodeParams:
     joint_state_topic: str = "/joint_states"
     joint_names: tuple[str, ...] = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
     joint_state_key: str = "robot0_joint_pos"
+    max_frame_age_s: float = 0.25
+    # The action of a step: the newest JointTrajectory's first point on action_topic (+ gripper_topic's Float64).
     action_topic: str = "/joint_trajectory_controller/joint_trajectory"
+    gripper_topic: str = "/gripper_command"
     intervention_topic: str = "/teleop/intervention"
     task: str = "real"
     instruction: str = ""
-    max_frame_age_s: float = 0.25
 
 
 def defaults(params_class) -> dict:

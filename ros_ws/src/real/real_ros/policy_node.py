@@ -32,17 +32,15 @@ import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from real.cameras.encodings import EXPECTED_ENCODING, ImageError, compressed_to_array, image_to_array
 from real.executor import ChunkExecutor
 from real.loop import ObsHistory, executor_config_for
 from real.safety import SafetyConfig
 from real_ros import commands
+from real_ros.inputs import now_seconds, subscribe_inputs
 from real_ros.observation import ObservationAssembler
 from real_ros.params import PolicyNodeParams, declare_params
 from real_ros.requester import AsyncRequester
@@ -59,12 +57,6 @@ def connect_to_server(url: str, token: str | None):
     client = PolicyClient(url, token=token)
     client.connect()
     return client
-
-
-def stamp_seconds(header, fallback: float) -> float:
-    """A header stamp in seconds, or ``fallback`` (the receive time) when the publisher left it at zero."""
-    seconds = header.stamp.sec + header.stamp.nanosec * 1e-9
-    return seconds if seconds > 0 else fallback
 
 
 def fault_kind(reason: str) -> str:
@@ -105,7 +97,7 @@ class PolicyNode(Node):
             p.max_frame_age_s,
             p.max_state_age_s,
         )
-        self._subscribe()
+        subscribe_inputs(self, self.assembler, p.camera_transport)
         command_type = JointTrajectory if p.command_interface == "joint_trajectory" else PoseStamped
         self.command_pub = self.create_publisher(command_type, p.command_topic, 10)
         self.preview_pub = self.create_publisher(command_type, "~/preview", 10)
@@ -134,34 +126,6 @@ class PolicyNode(Node):
         if not path.is_file():
             raise ConfigError(f"token_file {path}: no such file")
         return path.read_text().strip() or None
-
-    def _subscribe(self) -> None:
-        p = self.params
-        msg_type = Image if p.camera_transport == "raw" else CompressedImage
-        for key, topic in zip(p.camera_keys, p.camera_topics, strict=True):
-            self.create_subscription(
-                msg_type, topic, lambda msg, key=key: self._on_frame(key, msg), qos_profile_sensor_data
-            )
-        self.create_subscription(
-            JointState, p.joint_state_topic, self._on_joint_state, qos_profile_sensor_data
-        )
-
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
-    def _on_frame(self, key: str, msg) -> None:
-        now = self._now()
-        need = self.assembler.needs.get(key)
-        expected = EXPECTED_ENCODING.get(need.kind if need else "rgb", "rgb8")
-        try:
-            decode = image_to_array if isinstance(msg, Image) else compressed_to_array
-            self.assembler.put_frame(key, decode(msg, expected), stamp_seconds(msg.header, now))
-        except ImageError as exc:
-            self.assembler.put_frame(key, None, now, str(exc))
-
-    def _on_joint_state(self, msg: JointState) -> None:
-        now = self._now()
-        self.assembler.put_joint_state(list(msg.name), list(msg.position), stamp_seconds(msg.header, now))
 
     def _adopt(self, metadata) -> None:
         """First contact (or a reconnect to another policy): size the executor and the observation history."""
@@ -201,7 +165,7 @@ class PolicyNode(Node):
             self._hold()
 
     def _control_step(self) -> None:
-        t = self._now()
+        t = now_seconds(self)
         self.tick_times.append(time.monotonic())
         self.stats["ticks"] += 1
         self._collect_replies(t)

@@ -1,0 +1,205 @@
+"""``recorder_node``: record demonstrations on the robot into a Zarr episode store (:class:`data.recorder.Recorder`).
+
+At ``record_rate_hz`` while recording, one step is taken from the newest messages: every camera
+(``camera_keys``), the joint positions (``joint_state_key``), the action (the newest ``JointTrajectory`` on
+``action_topic``: its first point, plus the newest ``std_msgs/Float64`` on ``gripper_topic`` when one has been
+heard), the intervention flag (``std_msgs/Bool`` on ``intervention_topic``) and the step's time (``timestamp``,
+seconds). A tick whose inputs are missing or stale is skipped and counted, never recorded half.
+
+Services: ``~/start`` (std_srvs/Trigger), ``~/stop`` (std_srvs/SetBool: ``data`` is the success label; commits
+the episode), ``~/discard`` (std_srvs/Trigger). ``~/status`` (diagnostic_msgs/DiagnosticStatus) says what it is
+doing once per step. Nothing of an episode is visible in the store before ``~/stop``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from std_msgs.msg import Bool, Float64
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from real_ros.inputs import now_seconds, subscribe_inputs
+from real_ros.observation import ObservationAssembler
+from real_ros.params import RecorderNodeParams, declare_params
+
+
+def open_store(path: str):
+    """The episode store at ``path``, created when it does not exist."""
+    from data.store import EpisodeStore
+
+    return EpisodeStore.open(path, mode="a") if Path(path).exists() else EpisodeStore.create(path)
+
+
+class RecorderNode(Node):
+    """The recorder node; see the module docstring."""
+
+    def __init__(self):
+        super().__init__("recorder_node")
+        from data.recorder import Recorder
+
+        self.params = p = declare_params(self, RecorderNodeParams)
+        if p.record_rate_hz <= 0:
+            raise ValueError(f"record_rate_hz must be > 0, got {p.record_rate_hz}")
+        if len(p.camera_topics) != len(p.camera_keys):
+            raise ValueError("camera_topics and camera_keys must have the same length")
+        self.store = open_store(p.store_path)
+        self.recorder = Recorder(self.store)
+        self.assembler = ObservationAssembler(
+            dict(zip(p.camera_keys, p.camera_topics, strict=True)),
+            p.joint_state_topic,
+            list(p.joint_names),
+            p.joint_state_key,
+            p.max_frame_age_s,
+            p.max_frame_age_s,
+        )
+        subscribe_inputs(self, self.assembler)
+        self.action: np.ndarray | None = None
+        self.gripper: float | None = None
+        self.intervention = False
+        self.create_subscription(JointTrajectory, p.action_topic, self._on_action, 10)
+        self.create_subscription(Float64, p.gripper_topic, self._on_gripper, 10)
+        self.create_subscription(Bool, p.intervention_topic, self._on_intervention, 10)
+        self.create_service(Trigger, "~/start", self._on_start)
+        self.create_service(SetBool, "~/stop", self._on_stop)
+        self.create_service(Trigger, "~/discard", self._on_discard)
+        self.status_pub = self.create_publisher(DiagnosticStatus, "~/status", 10)
+        self.skipped: Counter = Counter()
+        self.last_problem = ""
+        self.create_timer(1.0 / p.record_rate_hz, self._tick)
+        self.get_logger().info(
+            f"recorder: {p.store_path} ({self.store.num_episodes} episodes), {p.record_rate_hz:g} Hz; "
+            "call ~/start, then ~/stop (data: success) or ~/discard"
+        )
+
+    # -- inputs -----------------------------------------------------------------------------------------------
+    def _on_action(self, msg: JointTrajectory) -> None:
+        if msg.points:  # an empty trajectory is a stop, not an action
+            self.action = np.asarray(msg.points[0].positions, dtype=np.float32)
+
+    def _on_gripper(self, msg: Float64) -> None:
+        self.gripper = float(msg.data)
+
+    def _on_intervention(self, msg: Bool) -> None:
+        self.intervention = bool(msg.data)
+
+    # -- recording --------------------------------------------------------------------------------------------
+    def _step(self, t: float) -> tuple[dict | None, str]:
+        step = {}
+        for key in [*self.assembler.camera_topics, self.assembler.joint_state_key]:
+            value, problem = self.assembler.fresh(key, t)
+            if problem:
+                return None, problem
+            step[key] = value.astype(np.float32) if key == self.assembler.joint_state_key else value
+        if self.action is None:
+            return None, f"no action on {self.params.action_topic} yet"
+        action = self.action if self.gripper is None else np.append(self.action, np.float32(self.gripper))
+        step["action"] = action.astype(np.float32)
+        step["timestamp"] = np.float64(t)
+        return step, ""
+
+    def _tick(self) -> None:
+        if not self.recorder.recording:
+            self._status("idle")
+            return
+        t = now_seconds(self)
+        step, problem = self._step(t)
+        if problem:
+            kind = re.sub(r"\d+(\.\d+)?", "#", problem)
+            self.skipped[kind] += 1
+            if kind != self.last_problem:
+                self.get_logger().warning(f"skipping steps: {problem}")
+            self.last_problem = kind
+            self._status(f"skipping: {problem}", DiagnosticStatus.WARN)
+            return
+        self.last_problem = ""
+        try:
+            self.recorder.add_step(step, intervention=self.intervention)
+        except Exception as exc:  # e.g. a camera changed resolution mid-episode: say so, keep the node alive
+            self.skipped[str(exc)] += 1
+            self._status(f"skipping: {exc}", DiagnosticStatus.WARN)
+            return
+        self._status("recording")
+
+    def _status(self, message: str, level=DiagnosticStatus.OK) -> None:
+        status = DiagnosticStatus(level=level, name="manip/recorder_node", message=message)
+        status.values = [
+            KeyValue(key="recording", value=str(self.recorder.recording).lower()),
+            KeyValue(key="steps", value=str(self.recorder.num_steps)),
+            KeyValue(key="episodes", value=str(self.store.num_episodes)),
+            KeyValue(key="skipped", value=str(sum(self.skipped.values()))),
+        ]
+        self.status_pub.publish(status)
+
+    # -- services ---------------------------------------------------------------------------------------------
+    def _on_start(self, _request, response):
+        if self.recorder.recording:
+            response.success, response.message = False, "already recording: ~/stop or ~/discard first"
+            return response
+        p = self.params
+        self.recorder.start_episode(task=p.task, instruction=p.instruction, source="ros:recorder_node")
+        self.skipped.clear()
+        response.success, response.message = True, f"recording episode {self.store.num_episodes}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_stop(self, request, response):
+        if not self.recorder.recording:
+            response.success, response.message = False, "not recording"
+            return response
+        if self.recorder.num_steps == 0:
+            self.recorder.discard()
+            response.success, response.message = False, "no step was recorded; episode discarded"
+            return response
+        steps = self.recorder.num_steps
+        index = self.recorder.commit(
+            success=bool(request.data), skipped_steps=int(sum(self.skipped.values()))
+        )
+        response.success = True
+        response.message = f"episode {index} committed: {steps} steps, success={bool(request.data)}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_discard(self, _request, response):
+        was = self.recorder.recording
+        self.recorder.discard()
+        response.success, response.message = was, "episode discarded" if was else "not recording"
+        return response
+
+    def destroy_node(self):
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None and recorder.recording:
+            recorder.discard()  # an unfinished episode never lands in the store
+            self.get_logger().warning("stopped while recording: the open episode was discarded")
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    """Entry point (``ros2 run real recorder_node``)."""
+    rclpy.init(args=args)
+    try:
+        node = RecorderNode()
+    except Exception as exc:  # bad parameters or an unusable store: one line, exit 2
+        print(f"recorder_node: {' '.join(str(exc).split())}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The ROS package agrees with itself: launch file (parsed, since launch/launch_ros are not installable here),
+setup.py entry points, package.xml, the nodes' declared parameters and config/*.yaml. No rclpy needed."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+import yaml
+from real_ros.params import CameraNodeParams, PolicyNodeParams, RecorderNodeParams, defaults
+
+from tests.ros.conftest import PACKAGE, ROS_PYTHON
+
+LAUNCH = PACKAGE / "launch" / "bringup.launch.py"
+NODE_PARAMS = {
+    "policy_node": PolicyNodeParams,
+    "camera_node": CameraNodeParams,
+    "recorder_node": RecorderNodeParams,
+}
+
+
+def calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None)) == name
+    ]
+
+
+def keywords(call: ast.Call) -> dict[str, ast.AST]:
+    return {k.arg: k.value for k in call.keywords}
+
+
+def literal(node: ast.AST):
+    return ast.literal_eval(node)
+
+
+@pytest.fixture(scope="module")
+def launch_tree():
+    return ast.parse(LAUNCH.read_text())
+
+
+@pytest.fixture(scope="module")
+def launch_arguments(launch_tree) -> dict[str, str]:
+    out = {}
+    for call in calls(launch_tree, "DeclareLaunchArgument"):
+        name = literal(call.args[0])
+        default = keywords(call).get("default_value")
+        out[name] = literal(default) if isinstance(default, ast.Constant) else None
+    return out
+
+
+def entry_points() -> dict[str, str]:
+    tree = ast.parse((PACKAGE / "setup.py").read_text())
+    (setup,) = calls(tree, "setup")
+    scripts = literal(keywords(setup)["entry_points"])["console_scripts"]
+    return dict(line.replace(" ", "").split("=") for line in scripts)
+
+
+def test_launch_declares_the_documented_arguments_with_safe_defaults(launch_arguments):
+    for name in (
+        "server_url",
+        "token_file",
+        "control_rate_hz",
+        "camera_topics",
+        "camera_transport",
+        "joint_state_topic",
+        "command_interface",
+        "dry_run",
+        "params_file",
+    ):
+        assert name in launch_arguments, name
+    assert launch_arguments["dry_run"] == "true"
+    policy = defaults(PolicyNodeParams)
+    # each argument that maps to a parameter defaults to the parameter's own default
+    for name, default in launch_arguments.items():
+        if name in policy and default is not None:
+            assert yaml.safe_load(default) == policy[name] or (default == "" and policy[name] == ""), name
+
+
+def test_launch_starts_executables_the_package_installs(launch_tree):
+    scripts = entry_points()
+    nodes = calls(launch_tree, "Node")
+    assert {literal(keywords(n)["executable"]) for n in nodes} <= set(scripts)
+    assert "policy_node" in {literal(keywords(n)["executable"]) for n in nodes}
+    assert 'PACKAGE = "real"' in LAUNCH.read_text()
+    assert all(ast.unparse(keywords(node)["package"]) == "PACKAGE" for node in nodes)
+    for target in scripts.values():
+        module, func = target.split(":")
+        path = PACKAGE / (module.replace(".", "/") + ".py")
+        assert path.is_file(), target
+        assert any(
+            isinstance(n, ast.FunctionDef) and n.name == func for n in ast.parse(path.read_text()).body
+        )
+
+
+def test_launch_parameter_overrides_are_declared_by_the_node(launch_tree):
+    (overrides,) = [
+        n.value for n in ast.walk(launch_tree) if isinstance(n, ast.Assign) and n.targets[0].id == "overrides"
+    ]
+    names = {literal(k) for k in overrides.keys}
+    assert names <= set(defaults(PolicyNodeParams))
+    assert {"server_url", "dry_run", "control_rate_hz", "camera_topics", "command_interface"} <= names
+
+
+def test_package_metadata_names_the_package_real_and_its_module_real_ros():
+    root = ET.parse(PACKAGE / "package.xml").getroot()
+    assert root.findtext("name") == "real"
+    assert root.find("export/build_type").text == "ament_python"
+    assert (PACKAGE / "resource" / "real").is_file()
+    setup_text = (PACKAGE / "setup.py").read_text()
+    assert 'PACKAGE = "real"' in setup_text and 'MODULE = "real_ros"' in setup_text
+    assert not (PACKAGE / "real").exists()  # never shadows manip's top-level `real`
+    depends = {d.text for d in root.iter("exec_depend")}
+    assert {
+        "rclpy",
+        "sensor_msgs",
+        "trajectory_msgs",
+        "std_srvs",
+        "diagnostic_msgs",
+        "geometry_msgs",
+    } <= depends
+
+
+@pytest.mark.parametrize("config", sorted((PACKAGE / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_config_yaml_sets_exactly_the_declared_parameters(config):
+    raw = yaml.safe_load(config.read_text())
+    ((node, section),) = raw.items()
+    params = section["ros__parameters"]
+    declared = {f.name for f in dataclasses.fields(NODE_PARAMS[node])}
+    assert set(params) == declared
+    assert params == defaults(NODE_PARAMS[node])
+
+
+def test_policy_node_params_report_bad_values_in_one_line_each():
+    bad = PolicyNodeParams(control_rate_hz=0.0, camera_keys=(), command_interface="velocity")
+    problems = bad.problems()
+    assert len(problems) == 3
+    assert any("control_rate_hz" in p for p in problems)
+    assert any("camera_keys" in p for p in problems)
+    assert any("velocity" in p for p in problems)
+    assert PolicyNodeParams().problems() == []
+
+
+@pytest.mark.ros
+def test_the_node_and_its_light_dependencies_never_import_torch(ros_env):
+    code = (
+        "import sys, importlib.util\n"
+        "import real_ros.policy_node, real_ros.recorder_node, real_ros.camera_node, real.client, real.executor\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "print('torch installed:', importlib.util.find_spec('torch') is not None)\n"
+    )
+    result = subprocess.run(
+        [str(ROS_PYTHON), "-c", code], env=ros_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "torch installed: False" in result.stdout  # the ROS venv has no torch at all
+
+
+@pytest.mark.ros
+def test_bad_parameters_exit_with_one_line(ros_env):
+    result = subprocess.run(
+        [str(ROS_PYTHON), "-m", "real_ros.policy_node", "--ros-args", "-p", "command_interface:=velocity"],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "velocity" in result.stderr
+    assert "Traceback" not in result.stderr
