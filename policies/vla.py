@@ -12,12 +12,15 @@ the action expert: a backbone (default the DiT-style ``transformer``) trained an
 (default ``flow``, POLICY-CORE's flow-matching head). Save/load is the common checkpoint code.
 
 Batches carry ``"instruction"``: a list of B strings; ``predict_chunk(..., instruction=[...])`` likewise.
+Training data gets them from each episode's ``meta`` (``instruction``, recorded by ``manip collect``) through
+:class:`InstructionDataset`, which :meth:`VLAPolicy.training_dataset` applies to a ``data.dataset.ChunkDataset``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -107,6 +110,46 @@ class ImageTokenizer(nn.Module):
         return torch.cat(tokens, dim=1)
 
 
+class InstructionDataset(torch.utils.data.Dataset):
+    """A ``ChunkDataset`` whose items also carry ``"instruction"``: their episode's instruction (from ``meta``)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        store = dataset.store
+        self.instructions = []
+        for episode in range(store.num_episodes):
+            text = store.episode_meta(episode).get("instruction")
+            if dataset.episode_mask[episode] and not (isinstance(text, str) and text.strip()):
+                raise ManipError(
+                    f"{store.path}: episode {episode} has no instruction in its metadata (vla policy)"
+                )
+            self.instructions.append(text)
+        starts = dataset.sampler.indices[:, 0]
+        self.window_episode = np.searchsorted(np.asarray(store.episode_ends), starts, side="right")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """Many items at once (torch's DataLoader uses this), each with its episode's instruction."""
+        fetch = getattr(self.dataset, "__getitems__", None)
+        items = fetch(list(indices)) if fetch else [self.dataset[i] for i in indices]
+        for i, item in zip(indices, items, strict=True):
+            item["instruction"] = self.instructions[int(self.window_episode[i])]
+        return items
+
+    def get_validation_dataset(self) -> InstructionDataset:
+        return InstructionDataset(self.dataset.get_validation_dataset())
+
+    def __getattr__(self, name: str):  # store, episodes, iter_episodes, ... of the wrapped dataset
+        if name == "dataset" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
 @POLICY_TYPES.register("vla", VLAConfig)
 class VLAPolicy(Policy):
     """Multi-task policy conditioned on a language instruction (see the module docstring)."""
@@ -160,6 +203,11 @@ class VLAPolicy(Policy):
             self.head.uses_time2,
             BACKBONES.parse_params(config.backbone.name, config.backbone.params, "policy.backbone"),
         )
+
+    @staticmethod
+    def training_dataset(dataset) -> InstructionDataset:
+        """Wrap a ``ChunkDataset`` so each item carries its episode's instruction (what ``compute_loss`` needs)."""
+        return InstructionDataset(dataset)
 
     def tokens(self, obs: dict[str, Any], instruction: list[str]) -> torch.Tensor:
         """The (B, N, d_model) token sequence fed to the context transformer."""

@@ -161,3 +161,44 @@ def test_vla_round_trip_keeps_the_text_encoder_out_of_the_weights(vla, tmp_path)
 def test_vla_config_rejects_unknown_keys():
     with pytest.raises(ManipError, match="unknown key"):
         parse_policy_config({**TINY_VLA, "context": {"d_model": 32, "layers": 3}})
+
+
+def test_vla_trains_from_a_zarr_store_with_per_episode_instructions(vla, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from data.dataset import ChunkDataset
+    from data.store import EpisodeStore
+
+    store = EpisodeStore.create(tmp_path / "multi.zarr")
+    rng = np.random.default_rng(0)
+    for length, instruction in ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])):
+        steps = {k: rng.normal(size=(length, *OBS_SPEC[k].shape)).astype(np.float32) for k in LOWDIM}
+        for f in OBS_SPEC.of_kind("rgb"):
+            steps[f.name] = rng.integers(0, 256, size=(length, *f.shape), dtype=np.uint8)
+        steps["action"] = rng.uniform(-1, 1, size=(length, 7)).astype(np.float32)
+        store.add_episode(steps, {"task": "t", "instruction": instruction, "success": True})
+    dataset = ChunkDataset(store, vla.config.obs_keys, horizon=8, n_obs_steps=2, n_action_steps=4)
+    wrapped = vla.training_dataset(dataset)
+    first_windows = int((wrapped.window_episode == 0).sum())
+    assert wrapped[0]["instruction"] == INSTRUCTIONS[0]
+    assert wrapped[first_windows]["instruction"] == INSTRUCTIONS[1]
+    assert wrapped[len(wrapped) - 1]["instruction"] == INSTRUCTIONS[1]
+    batch = next(iter(DataLoader(wrapped, batch_size=len(wrapped), shuffle=False)))
+    assert batch["instruction"].count(INSTRUCTIONS[0]) == first_windows
+    loss, _ = vla.train().compute_loss(batch)
+    vla.eval()
+    assert torch.isfinite(loss)
+
+
+def test_vla_training_data_needs_instructions(vla, tmp_path):
+    from data.dataset import ChunkDataset
+    from data.store import EpisodeStore
+
+    store = EpisodeStore.create(tmp_path / "plain.zarr")
+    steps = {k: np.zeros((5, *OBS_SPEC[k].shape), np.float32) for k in LOWDIM}
+    steps.update({f.name: np.zeros((5, *f.shape), np.uint8) for f in OBS_SPEC.of_kind("rgb")})
+    steps["action"] = np.zeros((5, 7), np.float32)
+    store.add_episode(steps, {"task": "t"})
+    dataset = ChunkDataset(store, vla.config.obs_keys, horizon=8, n_obs_steps=2, n_action_steps=4)
+    with pytest.raises(ManipError, match="no instruction"):
+        vla.training_dataset(dataset)
