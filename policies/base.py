@@ -75,7 +75,7 @@ class Policy(nn.Module):
         return next(self.parameters()).device
 
     def _check_normalizer(self) -> None:
-        keys = set(getattr(self.normalizer, "keys", lambda: [])())
+        keys = set(self.normalizer.keys())
         needed = {*self.lowdim_keys, ACTION_KEY}
         if keys != needed:
             missing, extra = sorted(needed - keys), sorted(keys - needed)

@@ -84,7 +84,6 @@ def read_metadata(path: str | Path) -> dict:
 def build_policy(meta: dict, where: str = "checkpoint"):
     """Build an (untrained) policy from checkpoint metadata."""
     from data.normalizer import Normalizer
-
     from policies.config import POLICY_TYPES, parse_policy_config
 
     config = parse_policy_config(meta["policy"], where=f"{where}: policy")
@@ -103,7 +102,11 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu"):
     meta = read_metadata(path)
     policy = build_policy(meta, where=str(path))
     state = load_file(str(path / WEIGHTS))
-    missing, unexpected = policy.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = policy.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+        raise ManipError(f"{path / WEIGHTS}: weights do not match the config ({detail})") from None
     if missing or unexpected:
         raise ManipError(
             f"{path / WEIGHTS}: weights do not match the config"

@@ -1,0 +1,82 @@
+"""The ``manip train`` config: task, dataset, policy, trainer and rollout sections (unknown keys fail at load)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from data.config import StrictConfig, apply_overrides, read_yaml, validate_config
+from data.errors import ManipError
+from policies.config import parse_policy_config
+from policies.trainer import TrainerConfig
+
+
+class DataConfig(StrictConfig):
+    """``path``: the Zarr store (relative paths resolve against the working directory);
+    ``max_episodes``: train on at most N episodes (a seeded draw)."""
+
+    path: str
+    max_episodes: int | None = None
+
+
+class RolloutConfig(StrictConfig):
+    """Periodic in-sim evaluation during training (``trainer.rollout_every`` > 0 turns it on)."""
+
+    episodes: int = 20
+    seed: int = 200000
+    workers: int = 1
+    steps: int | None = None
+
+
+class TrainConfig(StrictConfig):
+    """Everything ``manip train CONFIG.yaml`` needs; ``policy`` is validated by the config model of its type."""
+
+    task: str = "Lift"
+    data: DataConfig
+    policy: dict[str, Any] = Field(default_factory=dict)
+    trainer: TrainerConfig = TrainerConfig()
+    rollout: RolloutConfig = RolloutConfig()
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> TrainConfig:
+        parse_policy_config(self.policy, where="policy")
+        return self
+
+    @property
+    def policy_config(self):
+        """The typed policy config."""
+        return parse_policy_config(self.policy, where="policy")
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """Deep merge; a section that names a different component (``name``) replaces the inherited one."""
+    if "name" in update and update["name"] != base.get("name"):
+        return dict(update)
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = (
+            _merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
+
+
+def read_train_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a config; ``inherit: OTHER.yaml`` (relative to this file) deep-merges this file over OTHER."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ManipError(f"{path}: 'inherit' loops back to itself")
+    raw = read_yaml(path)
+    parent = raw.pop("inherit", None)
+    if parent is None:
+        return raw
+    return _merge(read_train_yaml(path.parent / str(parent), (*_seen, path)), raw)
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read ``path`` (YAML, with ``inherit``), apply ``key=value`` overrides, validate (one-line errors)."""
+    raw = apply_overrides(read_train_yaml(path), overrides or [])
+    return validate_config(TrainConfig, raw, source=str(path))

@@ -1,0 +1,93 @@
+"""Wire a :class:`~policies.train_config.TrainConfig` into a run: dataset, specs, normalizer, policy, trainer.
+
+Shared by ``manip train`` and ``manip demo``. Rollouts are an injected callback (see
+:func:`sim_rollout` in ``policies.commands.train``), so nothing here imports ``sim``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from data.errors import ManipError
+from data.layout import is_frame
+from data.specs import FeatureSpec, Spec
+from policies.base import ACTION_KEY
+from policies.config import POLICY_TYPES
+from policies.train_config import TrainConfig
+from policies.trainer import RolloutFn, Trainer
+
+
+def specs_from_store(store, obs_keys, action_key: str = ACTION_KEY) -> tuple[Spec, Spec]:
+    """Observation and action specs from a store's per-step shapes (uint8 frames are ``rgb``)."""
+    features = []
+    for key in obs_keys:
+        shape, dtype = store.step_spec(key)
+        kind = "rgb" if is_frame(shape, dtype) and len(shape) == 3 else "lowdim"
+        features.append(FeatureSpec(key, shape, str(dtype) if kind == "rgb" else "float32", kind))
+    shape, _dtype = store.step_spec(action_key)
+    if len(shape) != 1:
+        raise ManipError(f"{store.path}: '{action_key}' has per-step shape {shape}, expected (A,)")
+    return Spec(tuple(features)), Spec((FeatureSpec(ACTION_KEY, shape),))
+
+
+def build_policy_and_dataset(config: TrainConfig):
+    """The training dataset and a fresh policy whose normalizer is fitted on that dataset's episodes."""
+    from data.dataset import ChunkDataset
+    from data.normalizer import Normalizer
+
+    pc = config.policy_config
+    dataset = ChunkDataset(
+        config.data.path,
+        list(pc.obs_keys),
+        pc.horizon,
+        pc.n_obs_steps,
+        pc.n_action_steps,
+        seed=config.trainer.seed,
+        max_train_episodes=config.data.max_episodes,
+    )
+    obs_spec, action_spec = specs_from_store(dataset.store, pc.obs_keys)
+    lowdim = [f.name for f in obs_spec.of_kind("lowdim")]
+    unknown = sorted(set(pc.normalizer) - {*lowdim, ACTION_KEY})
+    if unknown:
+        raise ManipError(
+            f"policy.normalizer: key(s) {', '.join(unknown)} are not low-dim observations or action"
+        )
+    modes = {key: pc.normalizer.get(key, "minmax") for key in [*lowdim, ACTION_KEY]}
+    normalizer = Normalizer.fit(dataset.iter_episodes([*lowdim, ACTION_KEY]), modes)
+    policy = POLICY_TYPES.get(pc.type).cls(pc, obs_spec, action_spec, normalizer)
+    return policy, dataset
+
+
+def run_training(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    rollout: RolloutFn | None = None,
+    stop_at: int | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Train into ``out_dir`` (resuming from ``out_dir/state`` when ``resume``); returns the checkpoint dir."""
+    out_dir = Path(out_dir)
+    state = out_dir / "state"
+    if resume and not state.is_dir():
+        raise ManipError(f"{out_dir}: nothing to resume (no state/ directory)")
+    if not resume and state.is_dir():
+        raise ManipError(f"{out_dir}: already holds a run; pass --resume or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resolved = config.model_dump(mode="json")
+    saved = out_dir / "config.yaml"
+    if resume and saved.is_file() and yaml.safe_load(saved.read_text()) != resolved:
+        raise ManipError(f"{saved}: the config differs from the run being resumed")
+    saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    policy, dataset = build_policy_and_dataset(config)
+    trainer = Trainer(policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet)
+    if resume:
+        trainer.resume()
+    checkpoint = trainer.fit(stop_at=stop_at)
+    if trainer.is_main and trainer.top:
+        (out_dir / "top.json").write_text(json.dumps(trainer.top, indent=2) + "\n")
+    return checkpoint
