@@ -23,6 +23,7 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -55,6 +56,8 @@ class Robot(Node):
         self.joint_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
         self.create_timer(1.0 / 30, self.publish)
         record = self.record
+        if config.get("pose_topic"):
+            self.create_subscription(PoseStamped, config["pose_topic"], lambda m: record("pose", m), 50)
         if config.get("command_topic"):
             self.create_subscription(
                 JointTrajectory, config["command_topic"], lambda m: record("command", m), 50
@@ -106,6 +109,11 @@ class Robot(Node):
         if kind in ("command", "preview"):
             event["joint_names"] = list(msg.joint_names)
             event["points"] = [list(p.positions) for p in msg.points]
+        elif kind == "pose":
+            p, q = msg.pose.position, msg.pose.orientation
+            event.update(
+                frame_id=msg.header.frame_id, position=[p.x, p.y, p.z], quaternion=[q.x, q.y, q.z, q.w]
+            )
         elif kind == "gripper":
             event["value"] = msg.data
         elif kind.startswith("image:"):

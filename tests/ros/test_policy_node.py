@@ -143,3 +143,66 @@ def test_unreachable_server_is_reported_and_the_node_keeps_running(ros_run):
     held = run.wait_for(lambda e: e["held"], kind="status")
     assert "cannot connect" in held["message"]
     assert run.events("command") == [] and run.node.poll() is None
+
+
+@pytest.fixture
+def wrong_protocol_server():
+    """A real websocket server on 127.0.0.1 whose metadata says protocol 99."""
+    import asyncio
+    import threading
+
+    from websockets.asyncio.server import serve
+
+    from real.protocol import pack
+    from real.synthetic import synthetic_metadata
+
+    ready, stop = threading.Event(), None
+    state = {}
+
+    async def handler(ws):
+        await ws.send(pack({"type": "metadata", **synthetic_metadata("image").to_json(), "protocol": 99}))
+        await ws.wait_closed()
+
+    async def main():
+        nonlocal stop
+        stop = asyncio.Event()
+        async with serve(handler, "127.0.0.1", 0) as server:
+            state["url"] = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+            state["loop"] = asyncio.get_running_loop()
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield state["url"]
+    state["loop"].call_soon_threadsafe(stop.set)
+    thread.join(10)
+
+
+def test_a_server_speaking_another_protocol_version_is_refused(wrong_protocol_server, ros_run):
+    run = ros_run(node_params(wrong_protocol_server))
+    held = run.wait_for(lambda e: e["held"] and "protocol" in e["message"], kind="status")
+    assert "99" in held["message"]
+    time.sleep(0.5)
+    assert run.events("command") == [] and run.node.poll() is None
+
+
+def test_cartesian_interface_sends_pose_targets_and_the_gripper(server, ros_run):
+    params = node_params(
+        server.url, command_interface="cartesian", command_topic="/arm/pose", frame_id="base"
+    )
+    run = ros_run(params, robot={"pose_topic": "/arm/pose", "command_topic": ""})
+    assert run.ask("enable", data=True)["success"]
+    pose = run.wait_for(lambda e: True, kind="pose")
+    v = pose["position"][0]
+    assert pose["frame_id"] == "base"
+    np.testing.assert_allclose(pose["position"], [v, v, v], atol=1e-5)
+    assert v - 0.5 == pytest.approx(round(v - 0.5), abs=1e-4)
+    # action[3:6] = (v, v, v) as axis-angle → quaternion about (1, 1, 1)/√3 by v·√3
+    angle = v * np.sqrt(3)
+    axis = np.ones(3) / np.sqrt(3)
+    expected = np.concatenate([axis * np.sin(angle / 2), [np.cos(angle / 2)]])
+    np.testing.assert_allclose(pose["quaternion"], expected, atol=1e-5)
+    gripper = run.wait_for(lambda e: True, kind="gripper")["value"] - 0.5  # action[6]
+    assert gripper == pytest.approx(round(gripper), abs=1e-4) and 0 <= round(gripper) < 16
