@@ -202,3 +202,15 @@ def test_vla_training_data_needs_instructions(vla, tmp_path):
     dataset = ChunkDataset(store, vla.config.obs_keys, horizon=8, n_obs_steps=2, n_action_steps=4)
     with pytest.raises(ManipError, match="no instruction"):
         vla.training_dataset(dataset)
+
+
+@pytest.mark.parametrize("name", ["lift_image_diffusion", "lift_image_meanflow", "vla_multitask"])
+def test_shipped_image_and_vla_configs_validate(name):
+    from pathlib import Path
+
+    from policies.train_config import load_train_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
+    config = load_train_config(path).policy_config
+    assert {"agentview_image", "robot0_eye_in_hand_image"} <= set(config.obs_keys)
+    assert config.type == ("vla" if name.startswith("vla") else "chunk")
