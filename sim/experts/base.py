@@ -40,6 +40,7 @@ class Phase:
     speed: float = 1.0
     done: Callable[[object], bool] | None = None
     stall_ends: bool = False  # also end once the hand stops moving (blocked by contact) near the target
+    orientation: Callable[[object], np.ndarray] | None = None  # full 3x3 target (overrides ``yaw``)
 
 
 def wrap_angle(angle: float, period: float = 2 * np.pi) -> float:
@@ -50,6 +51,11 @@ def wrap_angle(angle: float, period: float = 2 * np.pi) -> float:
 def rot_z(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def rot_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
 def yaw_of(matrix: np.ndarray) -> float:
@@ -159,7 +165,7 @@ class WaypointExpert:
         self.last_pos_action = pos
         if phase.yaw is not None:
             self.yaw_target = phase.yaw(env)
-        goal = rot_z(self.yaw_target) @ self.down
+        goal = phase.orientation(env) if phase.orientation is not None else rot_z(self.yaw_target) @ self.down
         rot = np.clip(axis_angle(goal @ self.sim.eef_mat().T) * self.rot_gain, -0.5, 0.5)
         self.phase_steps += 1
         return np.concatenate([pos, rot, [phase.gripper]]).astype(np.float32)
