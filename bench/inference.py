@@ -114,12 +114,12 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def time_case(case: Case, repeats: int, warmup: int) -> dict:
-    """Latency of one ``predict_chunk`` call (batch 1) for ``case``."""
+def time_case(case: Case, repeats: int, warmup: int, policy_overrides: dict | None = None) -> dict:
+    """Latency of one ``predict_chunk`` call (batch 1) for ``case`` (``policy_overrides``: config keys)."""
     import torch
 
     torch.manual_seed(0)
-    policy = build_policy(case)
+    policy = build_policy(case, policy_overrides)
     obs = random_obs(policy.obs_spec, 1, policy.n_obs_steps)
     durations = []
     with torch.inference_mode():
