@@ -125,6 +125,12 @@ class ChunkExecutor:
         if self.safety is not None:
             self.safety.reset()
 
+    def set_action_dim(self, action_dim: int) -> None:
+        """Fix the action size (so holds before the first chunk have the right shape); later calls are no-ops."""
+        if self.action_dim is None:
+            self.action_dim = int(action_dim)
+            self.safety = SafetyFilter(self.config.safety, self.action_dim)
+
     # -- requests ---------------------------------------------------------------------------------------------
     @property
     def current(self) -> TimedChunk | None:
@@ -175,9 +181,7 @@ class ChunkExecutor:
         actions = np.array(chunk, dtype=np.float64)
         if actions.ndim != 2 or actions.shape[0] < 1:
             raise ManipError(f"executor: a chunk must have shape (horizon, action_dim), got {actions.shape}")
-        if self.action_dim is None:
-            self.action_dim = int(actions.shape[1])
-            self.safety = SafetyFilter(self.config.safety, self.action_dim)
+        self.set_action_dim(int(actions.shape[1]))
         if actions.shape[1] != self.action_dim:
             raise ManipError(f"executor: chunk has action dim {actions.shape[1]}, expected {self.action_dim}")
         t_obs = float(t_obs)

@@ -85,6 +85,7 @@ class ChunkedController:
         if not isinstance(executor, ChunkExecutor):
             executor = ChunkExecutor(executor or executor_config_for(meta))
         self.executor = executor
+        executor.set_action_dim(meta.action_dim)
         self.delay = delay
         self.instruction = instruction
         self.history = ObsHistory(meta.n_obs_steps, keys=meta.obs_spec.names or None)

@@ -54,6 +54,7 @@ def test_source_protocol_is_satisfied():
 def test_async_modes_stay_aligned_under_fixed_delay(mode, delay):
     _, _, out = run(mode, InjectedDelay(fixed_s=delay))
     first = next(k for k, a in enumerate(out) if not a.held)
+    assert all(a.action.shape == (1,) for a in out)  # holds before the first chunk have the action's size
     assert first == int(np.ceil(delay / DT - 1e-9))  # nothing until the first chunk arrives
     executed = [(k, a.action[0]) for k, a in enumerate(out) if not a.held]
     assert all(value == k for k, value in executed)  # every action ran at the tick it was meant for
