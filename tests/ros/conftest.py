@@ -22,13 +22,8 @@ HARNESS = Path(__file__).with_name("ros_harness.py")
 sys.path.insert(0, str(PACKAGE))  # real_ros's numpy-only modules (images, observation, params) for unit tests
 
 
-@pytest.fixture(scope="session")
-def ros_env():
+def ros_environment() -> dict:
     """Environment for ROS subprocesses: DDS on loopback, a domain id of its own, the package on the path."""
-    if not ROS_PYTHON.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{ROS_PYTHON} is missing: run bash .ci/setup.sh --ros")
-        pytest.skip(f"{ROS_PYTHON} is missing (bash .ci/setup.sh --ros makes it)")
     env = dict(os.environ)
     env.update(
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -39,6 +34,16 @@ def ros_env():
     )
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     return env
+
+
+@pytest.fixture(scope="session")
+def ros_env():
+    """:func:`ros_environment`; skips (fails under CI) when the ROS venv is missing."""
+    if not ROS_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{ROS_PYTHON} is missing: run bash .ci/setup.sh --ros")
+        pytest.skip(f"{ROS_PYTHON} is missing (bash .ci/setup.sh --ros makes it)")
+    return ros_environment()
 
 
 class Server:

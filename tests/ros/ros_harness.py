@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -80,6 +80,7 @@ class Robot(Node):
         self.create_subscription(
             DiagnosticStatus, "/recorder_node/status", lambda m: record("recorder", m), 50
         )
+        self.create_subscription(DiagnosticArray, "/diagnostics", lambda m: record("diagnostics", m), 50)
         self.enable_client = self.create_client(SetBool, f"{NODE}/enable")
         self.reset_client = self.create_client(Trigger, f"{NODE}/reset")
 
@@ -109,6 +110,8 @@ class Robot(Node):
         if kind in ("command", "preview"):
             event["joint_names"] = list(msg.joint_names)
             event["points"] = [list(p.positions) for p in msg.points]
+        elif kind == "diagnostics":
+            event["values"] = {kv.key: kv.value for status in msg.status for kv in status.values}
         elif kind == "pose":
             p, q = msg.pose.position, msg.pose.orientation
             event.update(
