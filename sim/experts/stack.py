@@ -24,8 +24,18 @@ class StackExpert(WaypointExpert):
         def base():
             return self.sim.body_pos(base_id)
 
-        def grasp_yaw(_env):
-            return self.grasp_yaw(yaw_of(self.sim.body_mat(top_id)), np.pi / 2)
+        def grasp_yaw_choice(_env):
+            # of the two headings that line up with the red cube's faces, take the one whose fingers (the hand's
+            # x axis) open across the line to the green cube, so a finger never lands on it
+            first = self.grasp_yaw(yaw_of(self.sim.body_mat(top_id)), np.pi / 2)
+            towards = base() - top()
+            bearing = np.arctan2(towards[1], towards[0])
+            return min(
+                (first, first + np.pi / 2, first - np.pi / 2),
+                key=lambda y: (abs(np.cos(y - bearing)) > 0.5, abs(y - self.yaw_target)),
+            )
+
+        grasp_yaw = self.once(grasp_yaw_choice)
 
         # turn the held cube so its faces line up with the green one
         place_yaw = self.once(
@@ -37,7 +47,15 @@ class StackExpert(WaypointExpert):
 
         return [
             Phase("above", lambda _e: top() + up(hover), OPEN, yaw=grasp_yaw, tol=0.015),
-            Phase("descend", lambda _e: top() + grasp_offset, OPEN, yaw=grasp_yaw, tol=0.008, speed=0.6),
+            Phase(
+                "descend",
+                lambda _e: top() + grasp_offset,
+                OPEN,
+                yaw=grasp_yaw,
+                tol=0.008,
+                speed=0.6,
+                stall_ends=True,
+            ),
             Phase("grasp", lambda _e: top() + grasp_offset, CLOSE, min_steps=10, max_steps=10, tol=1.0),
             Phase("lift", lambda _e: np.array([*top()[:2], base()[2] + carry]), CLOSE, tol=0.015),
             Phase("carry", over_base(carry), CLOSE, yaw=place_yaw, tol=0.01),
