@@ -102,7 +102,8 @@ class StepBatchSampler(Sampler[list[int]]):
         return 2**62
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -147,7 +148,7 @@ class Trainer:
             torch.distributed.init_process_group(backend=backend)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        _seed_everything(config.seed + self.rank)
+        seed_everything(config.seed + self.rank)
         self.policy = policy.to(self.device)
         self.ema = EMA(self.policy, config.ema_power, config.ema_max_decay) if config.ema else None
         self.model = self.policy
@@ -210,6 +211,8 @@ class Trainer:
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=self.config.num_workers > 0,
+            # its own generator: creating the iterator must not draw from the global RNG (exact resume)
+            generator=torch.Generator().manual_seed(self.config.seed + self.step),
         )
         for batch in loader:
             yield _to_device(batch, self.device)

@@ -17,7 +17,7 @@ from data.specs import FeatureSpec, Spec
 from policies.base import ACTION_KEY
 from policies.config import POLICY_TYPES
 from policies.train_config import TrainConfig
-from policies.trainer import RolloutFn, Trainer
+from policies.trainer import RolloutFn, Trainer, seed_everything
 
 
 def specs_from_store(store, obs_keys, action_key: str = ACTION_KEY) -> tuple[Spec, Spec]:
@@ -83,6 +83,7 @@ def run_training(
     if resume and saved.is_file() and yaml.safe_load(saved.read_text()) != resolved:
         raise ManipError(f"{saved}: the config differs from the run being resumed")
     saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    seed_everything(config.trainer.seed)  # the initial weights are a function of the seed
     policy, dataset = build_policy_and_dataset(config)
     trainer = Trainer(policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet)
     if resume:

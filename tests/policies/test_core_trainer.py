@@ -1,0 +1,125 @@
+"""Trainer: EMA, exact resume, top-k rollout checkpoints, LR schedule, and a run through `manip train`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from data.config import validate_config
+from data.errors import ManipError
+from policies.ema import EMA, ema_decay
+from policies.train_config import TrainConfig
+from policies.trainer import StepBatchSampler, cosine_with_warmup
+from policies.training import run_training
+
+
+def test_ema_decay_warms_up_and_is_capped():
+    decays = [ema_decay(step, power=0.75, max_decay=0.999) for step in (0, 1, 10, 100, 10**6)]
+    assert decays[0] == 0.0
+    assert decays == sorted(decays)
+    assert decays[-1] == 0.999
+
+
+def test_ema_tracks_the_model_slowly():
+    model = torch.nn.Linear(3, 3)
+    ema = EMA(model, power=0.75, max_decay=0.5)
+    ema.update(model)  # first update copies (decay 0 → 0.5 cap not reached: 1-(2)^-0.75 ≈ 0.41)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    before = ema.model.weight.clone()
+    decay = ema.update(model)
+    expected = decay * before + (1 - decay) * model.weight
+    assert torch.allclose(ema.model.weight, expected)
+    assert not torch.allclose(ema.model.weight, model.weight)
+    assert not ema.model.weight.requires_grad
+
+
+def test_ema_refuses_batchnorm():
+    with pytest.raises(ManipError, match="EMA is refused with BatchNorm"):
+        EMA(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    f = cosine_with_warmup(10, 110)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0)
+
+
+def test_batch_order_depends_only_on_seed_and_step():
+    full = StepBatchSampler(50, 8, seed=3, start=0)
+    late = StepBatchSampler(50, 8, seed=3, start=7)
+    batches = [b for b, _ in zip(full, range(12), strict=False)]
+    assert [b for b, _ in zip(late, range(5), strict=False)] == batches[7:12]
+    ranks = [StepBatchSampler(50, 8, 3, 0, rank=r, world=2) for r in (0, 1)]
+    first = [next(iter(s)) for s in ranks]
+    assert sorted(first[0] + first[1]) == sorted(batches[0])
+
+
+@pytest.mark.parametrize("head", ["diffusion", "meanflow"])
+def test_exact_resume_matches_an_uninterrupted_run(tiny_store, tiny_train_raw, tmp_path, head):
+    config = validate_config(TrainConfig, tiny_train_raw(tiny_store, head, steps=6, save_every=3))
+    run_training(config, tmp_path / "full", quiet=True)
+    run_training(config, tmp_path / "split", stop_at=3, quiet=True)
+    with pytest.raises(ManipError, match="already holds a run"):
+        run_training(config, tmp_path / "split", quiet=True)
+    run_training(config, tmp_path / "split", resume=True, quiet=True)
+    full = load_file(str(tmp_path / "full" / "state" / "state.safetensors"))
+    split = load_file(str(tmp_path / "split" / "state" / "state.safetensors"))
+    assert full.keys() == split.keys()
+    assert any(k.startswith("ema/") for k in full) and any(k.startswith("optim/") for k in full)
+    for key in full:
+        assert torch.equal(full[key], split[key]), key
+    meta = json.loads((tmp_path / "split" / "state" / "state.json").read_text())
+    assert meta["step"] == 6
+    # the exported checkpoint holds the EMA weights
+    exported = load_file(str(tmp_path / "full" / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(exported[k], full[f"ema/{k}"]) for k in exported)
+
+
+def test_rollouts_keep_the_top_k_checkpoints(tiny_store, tiny_train_raw, tmp_path):
+    """The trainer calls the injected rollout every N steps and keeps the k best by success rate."""
+    rates = iter([0.2, 0.9, 0.5, 0.1])
+    seen = []
+
+    def rollout(policy, step):
+        seen.append((step, policy.training))
+        return {"success_rate": next(rates)}
+
+    config = validate_config(TrainConfig, tiny_train_raw(tiny_store, steps=8, rollout_every=2, top_k=2))
+    run_training(config, tmp_path / "run", rollout=rollout, quiet=True)
+    assert seen == [(2, False), (4, False), (6, False), (8, False)]
+    top = json.loads((tmp_path / "run" / "top.json").read_text())
+    assert [(e["step"], e["success_rate"]) for e in top] == [(4, 0.9), (6, 0.5)]
+    kept = sorted(p.name for p in (tmp_path / "run" / "top").iterdir())
+    assert kept == ["step_0000004", "step_0000006"]
+    assert (tmp_path / "run" / "top" / "step_0000004" / "model.safetensors").is_file()
+
+
+def test_manip_train_cli_writes_a_loadable_checkpoint(tiny_store, tiny_train_raw, tmp_path):
+    import yaml
+
+    raw = tiny_train_raw(tiny_store, "flow", steps=4)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "data.cli.main",
+        "train",
+        str(tmp_path / "c.yaml"),
+        "trainer.steps=2",
+        "--out",
+        str(out),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out / "checkpoint")
+    assert (out / "tb").is_dir() and (out / "metrics.jsonl").read_text().count("\n") == 1
+    assert yaml.safe_load((out / "config.yaml").read_text())["trainer"]["steps"] == 2
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "--resume" in again.stderr
