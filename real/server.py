@@ -262,7 +262,7 @@ class PolicyServer:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self.queue.get(), remaining))
-                except TimeoutError:
+                except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
                     break
             for group in _group(batch):
                 await self._run_group(loop, group)
