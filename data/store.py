@@ -69,6 +69,10 @@ def open_root(path: Path, mode: str):
             raise ManipError(
                 f"{path}: zipped stores open read-only; convert it first: manip data convert {path} OUT.zarr"
             )
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise ManipError(f"{path}: not a readable zip file (truncated, or not a zip)")
         try:
             store = zarr.storage.ZipStore(path, mode="r")
         except Exception as exc:

@@ -91,3 +91,17 @@ def test_unknown_codec_is_one_line_error_naming_the_file(tmp_path, dp_episodes):
     message = str(info.value)
     assert "\n" not in message and "agentview_image" in message and "no_such_codec_xyz" in message
     assert not validate_store(path).ok
+
+
+def test_truncated_zip_and_corrupt_v2_metadata_are_one_line_errors(tmp_path, dp_episodes):
+    write_dp_v2_store(tmp_path / "dp.zarr", dp_episodes)
+    zip_store(tmp_path / "dp.zarr", tmp_path / "dp.zarr.zip")
+    blob = (tmp_path / "dp.zarr.zip").read_bytes()
+    (tmp_path / "cut.zarr.zip").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ManipError, match=r"cut\.zarr\.zip: not a readable zip file") as info:
+        EpisodeStore.open(tmp_path / "cut.zarr.zip")
+    assert "\n" not in str(info.value)
+    (tmp_path / "dp.zarr" / "data" / "action" / ".zarray").write_text('{"shape": [13, 7], "chu')
+    with pytest.raises(ManipError, match="data/action: cannot open") as info:
+        EpisodeStore.open(tmp_path / "dp.zarr")
+    assert "\n" not in str(info.value)
