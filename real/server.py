@@ -121,6 +121,7 @@ class PolicyServer:
         self.connections = 0
         self.batches = 0
         self.port: int | None = None
+        self.queue: asyncio.Queue[Pending] | None = None
         self._stop: asyncio.Event | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class PolicyServer:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.worker, self.warm_up)
         self._stop = asyncio.Event()
-        self.queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self.queue = asyncio.Queue()
         batcher = asyncio.create_task(self._batcher())
         async with serve(
             self._handle,
@@ -192,7 +193,9 @@ class PolicyServer:
                 else:
                     await ws.send(pack(reply))
         except Exception as exc:  # a broken connection must never take the server down
-            if type(exc).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError", "ConnectionClosed"):
+            from websockets.exceptions import ConnectionClosed
+
+            if not isinstance(exc, ConnectionClosed):
                 print(f"manip serve: connection error: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
             self.connections -= 1
