@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             "max_frame_bytes": args.max_frame_bytes,
             "warmup": args.warmup,
         },
-        source="manip serve",
+        source="options",
     )
     check_bind(config.host, token)  # before loading a model
     if args.steps is not None and args.steps < 1:

@@ -276,3 +276,22 @@ def test_unreachable_server_raises_server_unavailable_fast():
 def test_health_on_unknown_path_is_not_a_websocket(lowdim_server):
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"http://127.0.0.1:{lowdim_server.port}/other", timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--checkpoint", "/nonexistent"], "not a checkpoint"),
+        (["--synthetic", "lowdim", "--port", "70000"], "port"),
+        (["--synthetic", "lowdim", "--token-file", "/nonexistent/token"], "no such token file"),
+        (["--synthetic", "lowdim", "--port", "{busy}", "--warmup", "0"], "address already in use"),
+    ],
+)
+def test_serve_cli_errors_are_one_line(args, words, lowdim_server):
+    args = [a.replace("{busy}", str(lowdim_server.port)) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", "data.cli.main", "serve", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and lines[0].startswith("manip serve: "), result.stderr
