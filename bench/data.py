@@ -11,8 +11,8 @@ them: horizon 16, 2 observation steps, images only for the observation steps):
 Write MB/s counts raw (uncompressed) bytes per second of wall time. Frames are synthetic but image-like (smooth
 shaded background, moving objects, ±2 sensor noise), or rendered by robosuite with ``--frames sim``.
 
-The codec study (``--codecs``, on by default) encodes/decodes single frames with each candidate codec: Blosc
-(zstd, lz4) as used by the store, and the JPEG family through imagecodecs (JPEG XL lossless, WebP lossless, PNG,
+The codec study (skip with ``--no-codecs``) encodes/decodes single frames with each candidate codec: Blosc
+(zstd level 1 as used by the store for images, zstd 3, lz4), and the JPEG family through imagecodecs (JPEG XL lossless, WebP lossless, PNG,
 and lossy JPEG q90 / AVIF for reference): ratio, encode and decode MB/s, lossless or PSNR.
 """
 
@@ -188,8 +188,8 @@ def codec_candidates() -> dict:
     import imagecodecs
     import numcodecs
 
-    def blosc(cname: str, shuffle: int):
-        codec = numcodecs.Blosc(cname, 3, shuffle)
+    def blosc(cname: str, shuffle: int, level: int = 3):
+        codec = numcodecs.Blosc(cname, level, shuffle)
         return (
             lambda f: codec.encode(f),
             lambda b, shape: np.frombuffer(codec.decode(b), np.uint8).reshape(shape),
@@ -197,6 +197,7 @@ def codec_candidates() -> dict:
         )
 
     candidates = {
+        "blosc-zstd1 (default)": blosc("zstd", numcodecs.Blosc.NOSHUFFLE, 1),
         "blosc-zstd3": blosc("zstd", numcodecs.Blosc.NOSHUFFLE),
         "blosc-zstd3-bitshuffle": blosc("zstd", numcodecs.Blosc.BITSHUFFLE),
         "blosc-lz4": blosc("lz4", numcodecs.Blosc.NOSHUFFLE),

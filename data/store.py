@@ -442,14 +442,14 @@ class EpisodeStore:
         shards = layout.shard_shape(step_shape, value.dtype, self.zarr_format)
         if shards is not None:
             kwargs["shards"] = shards
-        codec_name = layout.IMAGE_CODEC if layout.is_frame(step_shape, value.dtype) else layout.LOWDIM_CODEC
-        codec = layout.compressor(codec_name, value.dtype, self.zarr_format)
+        frame = layout.is_frame(step_shape, value.dtype)
+        codec = layout.compressor(layout.IMAGE_CODEC if frame else layout.LOWDIM_CODEC, self.zarr_format)
         array = self._root["data"].create_array(
             key,
             shape=(0, *step_shape),
             chunks=layout.chunk_shape(step_shape, value.dtype),
             dtype=value.dtype,
-            compressors=codec if codec is not None else None,
+            compressors=codec,
             fill_value=0,
             **kwargs,
         )

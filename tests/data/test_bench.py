@@ -36,7 +36,7 @@ def test_bench_data_json_and_out_file(tmp_path):
         )
     assert figures["cases"][1]["window"]["cameras"] == 2
     codecs = {row["codec"]: row for row in figures["codecs"]["84x84"]}
-    assert codecs["blosc-zstd3"]["lossless"] and codecs["blosc-zstd3"]["ratio"] > 1
+    assert codecs["blosc-zstd1 (default)"]["lossless"] and codecs["blosc-zstd1 (default)"]["ratio"] > 1
 
 
 def test_bench_bad_case_is_one_line():
