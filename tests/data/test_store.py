@@ -159,3 +159,28 @@ def test_not_a_store_and_corrupt_metadata(tmp_path):
     with pytest.raises(ManipError, match="episode_ends") as info:
         EpisodeStore.open(path)
     assert "\n" not in str(info.value)
+
+
+def test_interrupted_commit_before_episode_ends_leaves_episode_invisible(tmp_path, rng, monkeypatch):
+    path = tmp_path / "s.zarr"
+    episodes = fill_store(path, [4, 5])
+    store = EpisodeStore.open(path, mode="a")
+
+    def crash(_end):
+        raise KeyboardInterrupt  # the process dies right before the commit record is written
+
+    monkeypatch.setattr(store, "_append_end", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.stage_steps(0, make_episode(rng, 6))
+        store.commit_staged(6, {"task": "Lift"})
+    reread = EpisodeStore.open(path)
+    assert reread.num_episodes == 2 and reread.uncommitted_steps() == 6
+    assert len(reread.episode_meta_texts()) == 2
+    for i, episode in enumerate(episodes):
+        np.testing.assert_array_equal(reread.get_episode(i)["action"], episode["action"])
+    fresh = make_episode(rng, 3)
+    assert EpisodeStore.open(path, mode="a").add_episode(fresh, {"seed": 9}) == 2
+    final = EpisodeStore.open(path)
+    assert final.episode_ends.tolist() == [4, 9, 12] and final.uncommitted_steps() == 0
+    assert final.episode_meta(2) == {"seed": 9, "success": None}
+    np.testing.assert_array_equal(final.get_episode(2)["robot0_eef_pos"], fresh["robot0_eef_pos"])
