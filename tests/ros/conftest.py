@@ -47,11 +47,12 @@ def ros_env():
 
 
 class Server:
-    """``manip serve --synthetic image`` on 127.0.0.1, a free port."""
+    """``manip serve --synthetic image`` on 127.0.0.1, a free port (with a token when ``token_file`` is given)."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, token_file: Path | None = None):
         self.log = tmp / "server.log"
         self.handle = self.log.open("w")
+        auth = ["--token-file", str(token_file)] if token_file else []
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -64,6 +65,7 @@ class Server:
                 "0",
                 "--warmup",
                 "0",
+                *auth,
             ],
             stdout=self.handle,
             stderr=subprocess.STDOUT,

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 
+import imagecodecs
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -27,7 +28,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -50,8 +51,10 @@ class Robot(Node):
             "intervention": False,
             "teleop_value": 0.0,
         }
+        self.compressed = config.get("transport") == "compressed"  # PNG CompressedImage instead of Image
+        image_type = CompressedImage if self.compressed else Image
         self.image_pubs = {
-            t: self.create_publisher(Image, t, qos_profile_sensor_data) for t, _, _ in config["cameras"]
+            t: self.create_publisher(image_type, t, qos_profile_sensor_data) for t, _, _ in config["cameras"]
         }
         self.joint_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
         self.create_timer(1.0 / 30, self.publish)
@@ -89,9 +92,13 @@ class Robot(Node):
         stamp = self.get_clock().now().to_msg()
         if s["publish_cameras"]:
             for topic, height, width in s["cameras"]:
-                msg = Image(height=height, width=width, encoding=s["encoding"], step=width * 3)
+                pixels = np.full((height, width, 3), 7, np.uint8)
+                if self.compressed:
+                    msg = CompressedImage(format="rgb8; png compressed", data=imagecodecs.png_encode(pixels))
+                else:
+                    msg = Image(height=height, width=width, encoding=s["encoding"], step=width * 3)
+                    msg.data = pixels.tobytes()
                 msg.header.stamp = stamp
-                msg.data = np.full((height, width, 3), 7, np.uint8).tobytes()
                 self.image_pubs[topic].publish(msg)
             s["last_camera_publish"] = time.monotonic()
         joints = JointState(name=list(s["joint_names"]), position=[float(p) for p in s["positions"]])

@@ -206,3 +206,25 @@ def test_cartesian_interface_sends_pose_targets_and_the_gripper(server, ros_run)
     np.testing.assert_allclose(pose["quaternion"], expected, atol=1e-5)
     gripper = run.wait_for(lambda e: True, kind="gripper")["value"] - 0.5  # action[6]
     assert gripper == pytest.approx(round(gripper), abs=1e-4) and 0 <= round(gripper) < 16
+
+
+def test_compressed_camera_transport(server, ros_run):
+    run = ros_run(node_params(server.url, camera_transport="compressed"), robot={"transport": "compressed"})
+    preview = run.wait_for(lambda e: bool(e["points"]), kind="preview")
+    offset = expected_offsets(preview["points"])[0]
+    assert offset == pytest.approx(round(offset), abs=1e-4)
+
+
+def test_token_protected_server_needs_the_right_token(ros_run, tmp_path):
+    (tmp_path / "token").write_text("s3cret\n")
+    (tmp_path / "wrong").write_text("guess\n")
+    own = Server(tmp_path, token_file=tmp_path / "token")
+    try:
+        refused = ros_run(node_params(own.url, token_file=str(tmp_path / "wrong")))
+        held = refused.wait_for(lambda e: e["held"] and "connect" in e["message"], kind="status")
+        assert "401" in held["message"] or "403" in held["message"], held
+        refused.close()
+        accepted = ros_run(node_params(own.url, token_file=str(tmp_path / "token"), dry_run=True))
+        accepted.wait_for(lambda e: bool(e["points"]), kind="preview")
+    finally:
+        own.stop()

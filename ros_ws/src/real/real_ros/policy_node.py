@@ -24,7 +24,6 @@ import re
 import sys
 import time
 from collections import Counter, deque
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -36,6 +35,8 @@ from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from data.errors import ManipError
+from real.auth import read_token
 from real.executor import ChunkExecutor
 from real.loop import ObsHistory, executor_config_for
 from real.safety import SafetyConfig
@@ -76,7 +77,10 @@ class PolicyNode(Node):
         problems = p.problems()
         if problems:
             raise ConfigError("; ".join(problems))
-        token = self._read_token(p.token_file)
+        try:
+            token = read_token(p.token_file or None)  # the file, else MANIP_SERVER_TOKEN, else none
+        except ManipError as exc:
+            raise ConfigError(str(exc)) from None
         self.dt = 1.0 / p.control_rate_hz
         self.enabled = False
         self.chunk_executor: ChunkExecutor | None = None
@@ -118,15 +122,6 @@ class PolicyNode(Node):
         )
 
     # -- set-up -----------------------------------------------------------------------------------------------
-    @staticmethod
-    def _read_token(token_file: str) -> str | None:
-        if not token_file:
-            return None
-        path = Path(token_file).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"token_file {path}: no such file")
-        return path.read_text().strip() or None
-
     def _adopt(self, metadata) -> None:
         """First contact (or a reconnect to another policy): size the executor and the observation history."""
         p = self.params
