@@ -140,8 +140,8 @@ def test_bad_input_holds_with_one_clear_reason(server, ros_run, change, words):
 
 def test_unreachable_server_is_reported_and_the_node_keeps_running(ros_run):
     run = ros_run(node_params("ws://127.0.0.1:9"))  # discard port: refused
-    held = run.wait_for(lambda e: e["held"], kind="status")
-    assert "cannot connect" in held["message"]
+    held = run.wait_for(lambda e: e["held"] and "cannot connect" in e["message"], kind="status")
+    assert "127.0.0.1:9" in held["message"] and "refused" in held["message"].lower()
     assert run.events("command") == [] and run.node.poll() is None
 
 

@@ -45,7 +45,7 @@ class AsyncRequester:
         self._replies: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._source = None
-        self._connect_error = "not connected yet"
+        self._connect_error = "connecting to the policy server"
         self._busy = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chunk-requests", daemon=True)
