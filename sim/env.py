@@ -6,7 +6,10 @@ Actions are 7-D: OSC_POSE deltas (3 position, 3 axis-angle rotation, each in [-1
 image mode, ``agentview_image`` and ``robot0_eye_in_hand_image`` (uint8 HWC, upright).
 
 Seeding: robosuite 1.5.2 draws initial states from ``env.rng`` (made once in ``make(seed=)``), so
-``reset(seed=s)`` re-seeds that generator in place; the same seed gives the same initial state.
+``reset(seed=s)`` re-seeds that generator in place; the same seed gives the same initial state. Model-level
+randomness drawn when the model is built (e.g. Lift's cube size) comes from ``make_env(seed=)`` (the model
+seed, 0 by default), so every env built with the same arguments — one per eval worker — agrees on each episode
+seed. With ``hard_reset=True`` the model is rebuilt at every reset from the re-seeded generator instead.
 """
 
 from __future__ import annotations
