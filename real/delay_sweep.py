@@ -34,11 +34,13 @@ class SweepJob:
     delay_ms: float
     jitter_ms: float
     seed: int
+    horizon: int | None = None
 
 
-def _source_and_env(checkpoint: str, task: str):
+def _source_and_env(checkpoint: str, task: str, horizon: int | None):
     """The policy and an env matching its observations, built once per worker process."""
-    if (checkpoint, task) not in _CACHE:
+    key = (checkpoint, task, horizon)
+    if key not in _CACHE:
         from real.sources import LocalPolicySource
         from sim.env import make_env
 
@@ -49,10 +51,11 @@ def _source_and_env(checkpoint: str, task: str):
             obs_mode="image" if images else "lowdim",
             image_size=images[0].shape[0] if images else 84,
             offscreen=bool(images),
+            horizon=horizon,
         )
         _CACHE.clear()
-        _CACHE[(checkpoint, task)] = (source, env)
-    return _CACHE[(checkpoint, task)]
+        _CACHE[key] = (source, env)
+    return _CACHE[key]
 
 
 def run_job(job: SweepJob) -> dict:
@@ -60,7 +63,7 @@ def run_job(job: SweepJob) -> dict:
     from real.latency import InjectedDelay
     from real.loop import ChunkedController, executor_config_for
 
-    source, env = _source_and_env(job.checkpoint, job.task)
+    source, env = _source_and_env(job.checkpoint, job.task, job.horizon)
     controller = ChunkedController(
         source,
         executor_config_for(source.metadata, mode=job.mode),
@@ -91,12 +94,13 @@ def sweep(
     delays_ms: list[float],
     jitter_ms: float,
     workers: int,
+    horizon: int | None = None,
 ) -> dict:
     """Run every (mode, delay) on seeds ``seed .. seed + episodes - 1``; return the summary rows."""
     from sim.stats import wilson_interval
 
     jobs = [
-        SweepJob(checkpoint, task, mode, delay, jitter_ms, seed + i)
+        SweepJob(checkpoint, task, mode, delay, jitter_ms, seed + i, horizon)
         for mode in modes
         for delay in delays_ms
         for i in range(episodes)
@@ -197,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays-ms", default="0,100,200,400")
     parser.add_argument("--jitter-ms", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--horizon", type=int, default=None, help="override the task's episode length (steps)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -205,7 +212,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ManipError(f"unknown mode(s) {bad} (choose from {', '.join(MODES)}) or --episodes < 1")
     delays = [float(d) for d in args.delays_ms.split(",") if d]
     report = sweep(
-        args.checkpoint, args.task, args.episodes, args.seed, modes, delays, args.jitter_ms, args.workers
+        args.checkpoint,
+        args.task,
+        args.episodes,
+        args.seed,
+        modes,
+        delays,
+        args.jitter_ms,
+        args.workers,
+        args.horizon,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
