@@ -17,7 +17,7 @@ LOWDIM_CHUNK_BYTES = 256 * 1024
 MAX_LOWDIM_CHUNK_STEPS = 4096
 
 # Blosc settings: (compressor, level, shuffle). Images: zstd level 1 without shuffle — on robosuite frames it
-# keeps ~90% of level 3's ratio at 2-5x its encode speed, and decodes 5-10x faster than lossless JPEG XL / WebP
+# keeps ~90% of level 3's ratio at 2-3x its encode speed, and decodes 3-20x faster than lossless JPEG XL / WebP
 # (docs/RESULTS.md). Low-dim floats: zstd level 3 with byte shuffle (tiny arrays; ratio matters more).
 IMAGE_CODEC = ("zstd", 1, "noshuffle")
 LOWDIM_CODEC = ("zstd", 3, "shuffle")

@@ -378,9 +378,7 @@ class EpisodeStore:
     def discard_staged(self) -> None:
         """Drop staged (uncommitted) steps so every ``data/*`` array ends at the last committed step again."""
         self._require_writable()
-        for array in self._arrays.values():
-            if array.shape[0] > self.num_steps:
-                array.resize((self.num_steps, *array.shape[1:]))
+        self.discard_staged_beyond(self.num_steps)
 
     def _require_writable(self) -> None:
         if self.mode == "r":
@@ -486,6 +484,30 @@ class EpisodeStore:
         staged[n] = end
         ends.resize((n + 1,))
         self._ends = np.append(self._ends, np.int64(end))
+
+    def recover_tail(self, meta: Mapping[str, Any] | None = None) -> int | None:
+        """Commit the uncommitted tail left by an interrupted append as a new episode; return its index.
+
+        Only steps present in every ``data/*`` array are kept, minus the last one (it may have been cut off
+        between two arrays' writes). The episode is marked ``{"recovered": true}`` and ``success`` null.
+        Returns ``None`` when there is nothing to recover.
+        """
+        self._require_writable()
+        if not self._arrays:
+            return None
+        length = min(a.shape[0] for a in self._arrays.values()) - self.num_steps - 1
+        if length < 1:
+            self.discard_staged()
+            return None
+        self.discard_staged_beyond(self.num_steps + length)
+        return self.commit_staged(length, {**dict(meta or {}), "recovered": True, "success": None})
+
+    def discard_staged_beyond(self, stop: int) -> None:
+        """Shrink every ``data/*`` array longer than ``stop`` (never below the committed steps)."""
+        stop = max(stop, self.num_steps)
+        for array in self._arrays.values():
+            if array.shape[0] > stop:
+                array.resize((stop, *array.shape[1:]))
 
     def uncommitted_steps(self) -> int:
         """Steps past the last committed end in the longest ``data/*`` array (an interrupted append's tail)."""

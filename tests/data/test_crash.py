@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,19 @@ def test_sigkill_mid_episode_keeps_committed_and_ignores_tail(tmp_path):
     store = assert_episodes_intact(path, at_least=2)
     assert store.num_episodes == 2
     assert store.uncommitted_steps() >= 4  # the partial episode's steps are on disk but ignored
+    tail = store.uncommitted_steps()
+    recovered_path = tmp_path / "recovered.zarr"
+    shutil.copytree(path, recovered_path)
+    recovering = EpisodeStore.open(recovered_path, mode="a")
+    assert recovering.recover_tail({"task": "Lift", "seed": 2}) == 2
+    recovered = EpisodeStore.open(recovered_path)
+    assert recovered.episode_meta(2) == {"task": "Lift", "seed": 2, "recovered": True, "success": None}
+    assert tail - 2 <= recovered.episode_lengths[2] <= tail - 1
+    got = recovered.get_episode(2)
+    for t in range(int(recovered.episode_lengths[2])):
+        np.testing.assert_array_equal(got["action"][t], episode_step(2, t)["action"])
+        np.testing.assert_array_equal(got["agentview_image"][t], episode_step(2, t)["agentview_image"])
+    assert validate_store(recovered_path).ok and recovered.uncommitted_steps() == 0
     appended = EpisodeStore.open(path, mode="a")
     new = {
         k: np.stack([episode_step(2, t)[k] for t in range(episode_length(2))])
