@@ -83,7 +83,7 @@ def open_root(path: Path, mode: str):
         store = zarr.storage.LocalStore(path, read_only=(mode == "r"))
     _register_image_codecs()
     try:
-        return zarr.open_group(store, mode="r" if mode == "r" else "r+")
+        return zarr.open_group(store, mode="r" if mode == "r" else "r+", use_consolidated=False)
     except FileNotFoundError:
         raise ManipError(f"{path}: not a Zarr store (no zarr.json or .zgroup at its root)") from None
     except Exception as exc:
