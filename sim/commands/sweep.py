@@ -1,5 +1,41 @@
 """`manip sweep`: run a sweep of tasks x checkpoints x seeds x settings"""
 
-from data.cli.verb import not_available_yet
+from __future__ import annotations
 
-VERB = not_available_yet("run a sweep of tasks x checkpoints x seeds x settings", "issue 3")
+import argparse
+
+from data.cli.verb import Verb
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file (see configs/sweeps/)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="override sweep-file keys")
+    parser.add_argument("--out", required=True, help="output directory (cells/, summary.md/.csv/.png)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--ray", metavar="ADDRESS", help="dispatch cells to a Ray cluster ('local': start one here)"
+    )
+    where.add_argument("--slurm", action="store_true", help="dispatch cells to SLURM through submitit")
+    parser.add_argument("--slurm-partition", help="SLURM partition (with --slurm)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sim.sweep import load_sweep, run_sweep
+
+    config = load_sweep(args.sweep, args.overrides)
+    slurm = None
+    if args.slurm:
+        slurm = {"slurm_partition": args.slurm_partition} if args.slurm_partition else {}
+    report = run_sweep(config, args.out, ray_address=args.ray, slurm=slurm, quiet=args.quiet)
+    failed = sum(bool(r["error"]) for r in report["rows"])
+    print(
+        f"sweep: {len(report['rows'])} cell(s), ran {report['ran']}, skipped {report['skipped']} finished"
+        f"{f', {failed} failed' if failed else ''} → {Path(args.out) / 'summary.md'}"
+    )
+    return 0
+
+
+VERB = Verb(help="run a sweep of tasks x checkpoints x seeds x settings", configure=configure, run=run)
