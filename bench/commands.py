@@ -56,7 +56,9 @@ def target_parser(target: str, module) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     module = _load(args.target)
     if module is None:
-        print(f"manip bench: '{args.target}' is not available yet (no bench/{args.target}.py)", file=sys.stderr)
+        print(
+            f"manip bench: '{args.target}' is not available yet (no bench/{args.target}.py)", file=sys.stderr
+        )
         return 3
     target_args = target_parser(args.target, module).parse_args(args.options)
     if target_args.out is not None and not target_args.out.parent.is_dir():
