@@ -160,3 +160,16 @@ def test_robomimic_bad_files(tmp_path):
     with pytest.raises(ManipError, match="no 'data' group"):
         convert(tmp_path / "empty.hdf5", tmp_path / "b.zarr")
     assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()
+
+
+def test_convert_to_zarr_v2_for_diffusion_policy_tools(tmp_path):
+    demos = write_robomimic(tmp_path / "d.hdf5", [4, 3])
+    convert(tmp_path / "d.hdf5", tmp_path / "v2.zarr", zarr_format=2)
+    store = EpisodeStore.open(tmp_path / "v2.zarr")
+    assert store.zarr_format == 2 and (tmp_path / "v2.zarr" / "meta" / "episode_ends" / ".zarray").is_file()
+    for i in range(2):
+        np.testing.assert_array_equal(store.get_episode(i)["action"], demos[f"demo_{i}"]["actions"])
+        np.testing.assert_array_equal(
+            store.get_episode(i)["agentview_image"], demos[f"demo_{i}"]["obs"]["agentview_image"]
+        )
+    assert validate_store(tmp_path / "v2.zarr").ok

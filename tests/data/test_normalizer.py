@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from data.errors import ManipError
 from data.normalizer import Normalizer
@@ -136,3 +138,21 @@ def test_bad_input_is_one_line_error(data, call, message):
     with pytest.raises(ManipError, match=message) as info:
         call(data)
     assert "\n" not in str(info.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mode=st.sampled_from(["minmax", "meanstd", "quantile", "identity"]),
+    rows=st.integers(1, 40),
+    dim=st.integers(1, 5),
+    scale=st.floats(1e-6, 1e3),
+    seed=st.integers(0, 1000),
+)
+def test_unnormalize_inverts_normalize(mode, rows, dim, scale, seed):
+    data = (np.random.default_rng(seed).normal(size=(rows, dim)) * scale).astype(np.float64)
+    norm = Normalizer.from_json(Normalizer.fit([{"x": data}], {"x": mode}).to_json())
+    out = norm.normalize({"x": data})["x"]
+    assert np.isfinite(out).all()
+    if mode == "minmax":
+        assert out.min() >= -1 - 1e-6 and out.max() <= 1 + 1e-6
+    np.testing.assert_allclose(norm.unnormalize({"x": out})["x"], data, rtol=1e-4, atol=1e-4 * scale)
