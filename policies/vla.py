@@ -31,7 +31,7 @@ from policies.backbones.base import BACKBONES
 from policies.base import Policy
 from policies.config import POLICY_TYPES, Component, PolicyConfig
 from policies.encoders.base import ENCODERS
-from policies.encoders.image import ImageEncoderConfig, crop_images, make_trunk
+from policies.encoders.image import ImageEncoderConfig, crop_images, crop_size, make_trunk
 from policies.encoders.language import LanguageEncoderConfig, SentenceEmbedder, check_instructions
 
 
@@ -69,11 +69,12 @@ class ImageTokenizer(nn.Module):
         self.crop_sizes = {}
         trunks = {}
         for name in cameras:
-            height, width, channels = obs_spec[name].shape
-            self.crop_sizes[name] = (
-                round(height * config.crop_fraction),
-                round(width * config.crop_fraction),
-            )
+            if len(obs_spec[name].shape) != 3:
+                raise ManipError(
+                    f"vla: camera '{name}' has per-step shape {obs_spec[name].shape}, expected HWC"
+                )
+            channels = obs_spec[name].shape[2]
+            self.crop_sizes[name] = crop_size(obs_spec[name].shape, config.crop_fraction)
             if not config.shared or not trunks:
                 trunks["shared" if config.shared else name] = make_trunk(config, channels)
         self.trunks = nn.ModuleDict(trunks)

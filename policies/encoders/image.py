@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from data.config import StrictConfig
@@ -45,7 +46,7 @@ class ImageEncoderConfig(StrictConfig):
     keypoints: int = 32
     feature_dim: int = 64
     shared: bool = False
-    crop_fraction: float = 0.9
+    crop_fraction: float = Field(0.9, gt=0, le=1)
     pretrained_path: str | None = None
 
 
@@ -180,6 +181,11 @@ class SpatialSoftmax(nn.Module):
         return (attention @ coords).reshape(n, -1)
 
 
+def crop_size(shape: tuple[int, ...], fraction: float) -> tuple[int, int]:
+    """The (height, width) of the crop taken from an HWC image of per-step ``shape``."""
+    return round(shape[0] * fraction), round(shape[1] * fraction)
+
+
 def crop_images(images: torch.Tensor, size: tuple[int, int], random: bool) -> torch.Tensor:
     """Crop (N, C, H, W) to ``size``: a random window per image when ``random``, else the center."""
     n, _, height, width = images.shape
@@ -235,8 +241,6 @@ class ImageObsEncoder(ObsEncoder):
         self.config = config
         if not features:
             raise ManipError("image encoder: no camera feature in the observation spec")
-        if not 0 < config.crop_fraction <= 1:
-            raise ManipError(f"image encoder: crop_fraction {config.crop_fraction} is not in (0, 1]")
         self.cameras = [f.name for f in features]
         self.channels, self.crop_sizes = {}, {}
         for feature in features:
@@ -244,11 +248,8 @@ class ImageObsEncoder(ObsEncoder):
                 raise ManipError(
                     f"image encoder: '{feature.name}' has per-step shape {feature.shape}, expected HWC"
                 )
-            height, width, self.channels[feature.name] = feature.shape
-            self.crop_sizes[feature.name] = (
-                round(height * config.crop_fraction),
-                round(width * config.crop_fraction),
-            )
+            self.channels[feature.name] = feature.shape[2]
+            self.crop_sizes[feature.name] = crop_size(feature.shape, config.crop_fraction)
         if config.shared:
             if len(set(self.channels.values())) > 1:
                 raise ManipError("image encoder: shared=true needs cameras with the same channel count")
