@@ -161,6 +161,7 @@ def test_transformer_trains_and_samples_with_every_head(head_name):
     assert torch.equal(head.sample(backbone, cond, 8, 5, steps=2, prefix=prefix)[:, :3], prefix)
 
 
+@pytest.mark.slow
 def test_transformer_learns_a_conditional_mapping():
     """A few hundred flow-matching steps on a cond → chunk mapping get the sampled chunk close to the target."""
     torch.manual_seed(0)
