@@ -118,6 +118,8 @@ def _record_episode(env, device, recorder, seed, controller, status, report):
     device.start_episode(env, seed)
     if controller is not None:
         controller.reset()
+        if hasattr(controller.source, "start_episode"):  # e.g. the scripted expert standing in for a policy
+            controller.source.start_episode(seed)
     recorder.start_episode(
         task=env.task.name, instruction=env.task.instruction, seed=int(seed), source=device.source
     )

@@ -81,3 +81,32 @@ def test_bad_input_one_line(tmp_path, args, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+class TakeOverDevice(ScriptedDevice):
+    """An operator who takes over for steps 5..9 of each episode (drives with the expert's actions)."""
+
+    def start_episode(self, env, seed):
+        super().start_episode(env, seed)
+        self.step = 0
+
+    def poll(self, env, obs):
+        command = super().poll(env, obs)
+        command.active = 5 <= self.step < 10
+        self.step += 1
+        return command
+
+
+def test_corrections_mark_intervention_steps(tmp_path):
+    from sim.experts.source import ExpertSource
+
+    env = make_env("Lift")
+    policy = ExpertSource(env)  # stands in for a checkpoint: any ChunkSource can drive
+    report = collect(
+        env, TakeOverDevice("Lift"), tmp_path / "rac.zarr", episodes=1, policy=policy, quiet=True
+    )
+    assert report.kept == 1
+    store = EpisodeStore.open(tmp_path / "rac.zarr")
+    flags = store.get_episode(0, keys=["intervention"])["intervention"]
+    assert flags.dtype == bool and flags[5:10].all()
+    assert not flags[:5].any() and not flags[10:].any()
