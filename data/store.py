@@ -14,8 +14,9 @@ A process killed at any point therefore leaves every committed episode intact; s
 end are an uncommitted tail, ignored by readers and overwritten by the next append. Committed steps are never
 rewritten with different values.
 
-Stores written by Diffusion Policy (Zarr format 2, a directory or a ``.zarr.zip``) open as they are; a
-``.zarr.zip`` opens read-only (convert it to a directory store with ``manip data convert`` to append).
+Stores written by Diffusion Policy (Zarr format 2, a directory or a ``.zarr.zip``) open as they are, read-only
+or appendable; appends to a ``.zarr.zip`` are staged beside it and republished atomically after each commit
+(:mod:`data.zipped`; call :meth:`EpisodeStore.close` when done).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from data import layout
+from data import layout, zipped
 from data.errors import ManipError, require
 
 EPISODE_ENDS = "meta/episode_ends"
@@ -66,9 +67,7 @@ def open_root(path: Path, mode: str):
         raise ManipError(f"{path}: no such store")
     if is_zip(path):
         if mode != "r":
-            raise ManipError(
-                f"{path}: zipped stores open read-only; convert it first: manip data convert {path} OUT.zarr"
-            )
+            raise ManipError(f"{path}: open a zipped store for appending with EpisodeStore.open(path, 'a')")
         import zipfile
 
         if not zipfile.is_zipfile(path):
@@ -149,6 +148,7 @@ class EpisodeStore:
         self._arrays = self._open_data_arrays()
         self._meta_cache: list[dict] | None = None
         self._meta_array_handle = None
+        self._zip_staging: Path | None = None
 
     # ---- opening -------------------------------------------------------------------------------------------
 
@@ -176,6 +176,15 @@ class EpisodeStore:
         path = Path(path)
         if mode not in ("r", "a"):
             raise ManipError(f"{path}: mode must be 'r' or 'a', got '{mode}'")
+        if mode == "a" and is_zip(path) and path.is_file():
+            staging = zipped.unpack_for_append(path)
+            try:
+                store = cls(open_root(staging, mode), path, mode)
+            except BaseException:
+                zipped.discard(staging)
+                raise
+            store._zip_staging = staging
+            return store
         return cls(open_root(path, mode), path, mode)
 
     def _open_data_arrays(self) -> dict:
@@ -200,6 +209,9 @@ class EpisodeStore:
     def close(self) -> None:
         """Release the underlying Zarr store (needed for zip stores)."""
         self._root.store.close()
+        if self._zip_staging is not None:
+            zipped.discard(self._zip_staging)
+            self._zip_staging = None
 
     def __enter__(self) -> EpisodeStore:
         return self
@@ -371,6 +383,8 @@ class EpisodeStore:
         meta_array.resize((index + 1,))
         meta_array[index] = meta_text
         self._append_end(stop)
+        if self._zip_staging is not None:
+            zipped.publish(self._zip_staging, self.path)
         if self._meta_cache is not None:
             self._meta_cache.append(self._parse_meta(index, meta_text))
         return index

@@ -52,8 +52,30 @@ def test_dp_v2_zip_opens_read_only(tmp_path, dp_episodes):
         assert store.num_episodes == 3
         np.testing.assert_array_equal(store.get_episode(2)["action"], dp_episodes[2]["action"])
     assert validate_store(tmp_path / "dp.zarr.zip").ok
-    with pytest.raises(ManipError, match="read-only; convert it first"):
-        EpisodeStore.open(tmp_path / "dp.zarr.zip", mode="a")
+    with pytest.raises(ManipError, match="read-only"):
+        EpisodeStore.open(tmp_path / "dp.zarr.zip").add_episode(dp_episodes[0])
+
+
+def test_dp_v2_zip_is_appendable_and_republished_atomically(tmp_path, dp_episodes, rng):
+    write_dp_v2_store(tmp_path / "dp.zarr", dp_episodes)
+    path = tmp_path / "dp.zarr.zip"
+    zip_store(tmp_path / "dp.zarr", path)
+    new = make_episode(rng, 5, image=True)
+    with EpisodeStore.open(path, mode="a") as store:
+        assert store.add_episode(new, {"task": "Lift", "success": True}) == 3
+        with EpisodeStore.open(path) as reader:  # already published after the commit
+            assert reader.num_episodes == 4
+        bad = make_episode(rng, 2, image=True)
+        bad["action"] = bad["action"][:, :3]
+        with pytest.raises(ManipError, match="per-step shape"):
+            store.add_episode(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dp.zarr", "dp.zarr.zip"]  # staging cleaned up
+    with EpisodeStore.open(path) as store:
+        assert store.zarr_format == 2 and store.episode_ends.tolist() == [4, 10, 13, 18]
+        np.testing.assert_array_equal(store.get_episode(3)["agentview_image"], new["agentview_image"])
+        np.testing.assert_array_equal(store.get_episode(1)["action"], dp_episodes[1]["action"])
+        assert store.episode_meta(3) == {"task": "Lift", "success": True}
+    assert validate_store(path).ok
 
 
 def test_append_to_dp_v2_store_keeps_it_v2_and_dp_compatible(tmp_path, dp_episodes, rng):
