@@ -228,3 +228,35 @@ def test_token_protected_server_needs_the_right_token(ros_run, tmp_path):
         accepted.wait_for(lambda e: bool(e["points"]), kind="preview")
     finally:
         own.stop()
+
+
+def test_safety_file_clamps_every_command(server, ros_run, tmp_path):
+    safety = tmp_path / "safety.yaml"
+    safety.write_text("high: [0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]\nlow: [0, 0, 0, 0, 0, 0, 0]\nhold: repeat\n")
+    run = ros_run(node_params(server.url, safety_file=str(safety)))
+    assert run.ask("enable", data=True)["success"]
+    run.wait_for(lambda e: bool(e["points"]), kind="command")
+    time.sleep(1.0)
+    positions = np.array([e["points"][0] for e in run.events("command") if e["points"]])
+    assert len(positions) >= 5
+    assert positions.max() == pytest.approx(0.6, abs=1e-6)  # the policy asks up to 0.5 + 15
+    assert positions.min() >= 0.5 - 1e-6
+    assert max(e["value"] for e in run.events("gripper")) <= 0.6 + 1e-6
+
+
+def test_a_bad_safety_file_stops_the_node_with_one_line(ros_env, tmp_path):
+    import subprocess
+
+    from tests.ros.conftest import ROS_PYTHON
+
+    safety = tmp_path / "safety.yaml"
+    safety.write_text("hgih: [1.0]\n")
+    result = subprocess.run(
+        [str(ROS_PYTHON), "-m", "real_ros.policy_node", "--ros-args", "-p", f"safety_file:={safety}"],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "hgih" in result.stderr and result.stderr.strip().count("\n") == 0

@@ -36,8 +36,10 @@ class PolicyNodeParams:
     command_topic: str = "/joint_trajectory_controller/joint_trajectory"
     gripper_topic: str = "/gripper_command"
     frame_id: str = "base_link"
-    # Executor and transport.
+    # Executor and transport. safety_file: YAML of real.safety.SafetyConfig (clamps, max change per tick, hold);
+    # empty: no clamps, holds repeat the last target.
     executor_mode: str = "receding"
+    safety_file: str = ""
     request_timeout_s: float = 2.0
     reconnect_interval_s: float = 1.0
     diagnostics_period_s: float = 1.0

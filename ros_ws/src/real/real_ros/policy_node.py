@@ -35,6 +35,7 @@ from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from data.config import load_config
 from data.errors import ManipError
 from real.auth import read_token
 from real.executor import ChunkExecutor
@@ -79,6 +80,11 @@ class PolicyNode(Node):
             raise ConfigError("; ".join(problems))
         try:
             token = read_token(p.token_file or None)  # the file, else MANIP_SERVER_TOKEN, else none
+            self.safety = (
+                load_config(SafetyConfig, p.safety_file)
+                if p.safety_file
+                else SafetyConfig(hold="repeat", max_obs_age_s=None)
+            )
         except ManipError as exc:
             raise ConfigError(str(exc)) from None
         self.dt = 1.0 / p.control_rate_hz
@@ -130,7 +136,7 @@ class PolicyNode(Node):
             mode=p.executor_mode,
             control_rate=p.control_rate_hz,
             request_timeout_s=p.request_timeout_s,
-            safety=SafetyConfig(hold="repeat", max_obs_age_s=None),
+            safety=self.safety,
         )
         self.chunk_executor = ChunkExecutor(config, action_dim=metadata.action_dim)
         unfed = self.assembler.set_needs(metadata.obs_spec)
