@@ -229,13 +229,11 @@ def summary_line(results: dict, out: str | Path) -> str:
 def source_spec_from_args(
     checkpoint: str | None, expert: bool, server: str | None, token_file: str | None
 ) -> SourceSpec:
-    """Turn ``manip eval``'s source flags into a :class:`SourceSpec` (one-line errors for bad combinations)."""
-    chosen = [
-        name for name, on in (("--checkpoint", checkpoint), ("--expert", expert), ("--server", server)) if on
-    ]
-    if checkpoint and server:
-        chosen = ["--server"]  # --server serves that checkpoint remotely; the flag only names it
-    if not chosen:
+    """Turn ``manip eval``'s source flags into a :class:`SourceSpec` (one-line errors for bad combinations).
+
+    ``--server`` evaluates whatever the server at that URL serves (``--checkpoint`` then only names it).
+    """
+    if not (checkpoint or expert or server):
         raise ManipError("pass --checkpoint CKPT, --expert or --server ws://HOST:PORT")
     if expert and (checkpoint or server):
         raise ManipError("--expert cannot be combined with --checkpoint or --server")
