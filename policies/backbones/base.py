@@ -19,7 +19,11 @@ from policies.registry import Registry
 #: Backbones by name; POLICY-EXT's ``policies.backbones.transformer`` registers "transformer" when imported.
 BACKBONES = Registry(
     "backbone",
-    modules={"unet1d": "policies.backbones.unet1d", "transformer": "policies.backbones.transformer"},
+    modules={
+        "unet1d": "policies.backbones.unet1d",
+        "mlp": "policies.backbones.mlp",
+        "transformer": "policies.backbones.transformer",
+    },
 )
 
 

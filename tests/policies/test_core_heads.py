@@ -19,14 +19,17 @@ HEAD_PARAMS = {
 }
 
 
-def build(variant: str):
+BACKBONE_PARAMS = {
+    "unet1d": {"down_dims": [16, 32], "time_embed_dim": 16, "n_groups": 4},
+    "mlp": {"width": 32, "depth": 2, "time_embed_dim": 16},
+}
+
+
+def build(variant: str, backbone: str = "unet1d"):
     name = variant.split("-")[0]
     head = HEADS.get(name).cls(HEADS.parse_params(name, HEAD_PARAMS[variant], "head"))
-    config = BACKBONES.parse_params(
-        "unet1d", {"down_dims": [16, 32], "time_embed_dim": 16, "n_groups": 4}, "bb"
-    )
-    backbone = BACKBONES.get("unet1d").cls(ACTION_DIM, HORIZON, COND_DIM, head.uses_time2, config)
-    return head, backbone
+    config = BACKBONES.parse_params(backbone, BACKBONE_PARAMS[backbone], "bb")
+    return head, BACKBONES.get(backbone).cls(ACTION_DIM, HORIZON, COND_DIM, head.uses_time2, config)
 
 
 class CountingBackbone(torch.nn.Module):
@@ -41,10 +44,11 @@ class CountingBackbone(torch.nn.Module):
         return self.inner(*args, **kwargs)
 
 
+@pytest.mark.parametrize("backbone_name", list(BACKBONE_PARAMS))
 @pytest.mark.parametrize("variant", list(HEAD_PARAMS))
-def test_loss_is_a_differentiable_scalar(variant):
+def test_loss_is_a_differentiable_scalar(variant, backbone_name):
     torch.manual_seed(0)
-    head, backbone = build(variant)
+    head, backbone = build(variant, backbone_name)
     loss, metrics = head.loss(backbone, torch.randn(BATCH, HORIZON, ACTION_DIM), torch.randn(BATCH, COND_DIM))
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
@@ -72,9 +76,10 @@ def test_meanflow_samples_in_one_network_evaluation():
     assert counting.calls == 1
 
 
+@pytest.mark.parametrize("backbone_name", list(BACKBONE_PARAMS))
 @pytest.mark.parametrize("variant", list(HEAD_PARAMS))
-def test_prefix_is_held_exactly(variant):
-    head, backbone = build(variant)
+def test_prefix_is_held_exactly(variant, backbone_name):
+    head, backbone = build(variant, backbone_name)
     prefix = torch.randn(BATCH, 3, ACTION_DIM)
     out = head.sample(backbone, torch.randn(BATCH, COND_DIM), HORIZON, ACTION_DIM, prefix=prefix)
     assert torch.equal(out[:, :3], prefix)
