@@ -112,7 +112,10 @@ def eval_rate(episodes: int) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     from sim.render import choose_gl_backend
+    from sim.tasks import get_task
 
+    for task in args.tasks:
+        get_task(task)
     figures = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "gl": choose_gl_backend()},
         "settings": {
