@@ -146,11 +146,12 @@ def test_policy_node_params_report_bad_values_in_one_line_each():
 
 
 @pytest.mark.ros
-def test_the_node_and_its_light_dependencies_never_import_torch(ros_env):
+def test_the_nodes_never_import_torch_or_pyrealsense2(ros_env):
     code = (
         "import sys, importlib.util\n"
         "import real_ros.policy_node, real_ros.recorder_node, real_ros.camera_node, real.client, real.executor\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'pyrealsense2' not in sys.modules, 'pyrealsense2 in an rclpy process'\n"
         "print('torch installed:', importlib.util.find_spec('torch') is not None)\n"
     )
     result = subprocess.run(
