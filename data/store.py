@@ -120,6 +120,12 @@ def _member_names(root, group: str, where: Path) -> list[str]:
     )
 
 
+def _writing_every_chunk(array):
+    """``array`` configured to store chunks equal to the fill value too (zarr skips them by default), so that
+    every chunk of a committed episode exists on disk and a missing chunk file always means damage."""
+    return array.with_config({"write_empty_chunks": True})
+
+
 def _json_meta(meta: Mapping[str, Any], where: str) -> str:
     try:
         return json.dumps(dict(meta), sort_keys=True, allow_nan=False)
@@ -135,7 +141,7 @@ class EpisodeStore:
         self.path = path
         self.mode = mode
         self.zarr_format = int(root.metadata.zarr_format)
-        self._ends_array = open_array(root, EPISODE_ENDS, path)
+        self._ends_array = _writing_every_chunk(open_array(root, EPISODE_ENDS, path))
         try:
             ends = np.asarray(self._ends_array[:])
         except Exception as exc:
@@ -195,7 +201,7 @@ class EpisodeStore:
         for name in names:
             node = self._open_member(f"data/{name}")
             if node is not None and hasattr(node, "shape"):
-                arrays[name] = node
+                arrays[name] = _writing_every_chunk(node)
         return arrays
 
     def _open_member(self, key: str):
@@ -465,7 +471,7 @@ class EpisodeStore:
             fill_value=0,
             **kwargs,
         )
-        self._arrays[key] = array
+        self._arrays[key] = array = _writing_every_chunk(array)
         self._arrays = dict(sorted(self._arrays.items()))
         return array
 
@@ -477,8 +483,10 @@ class EpisodeStore:
     def _open_or_create_meta_array(self):
         meta = self._root["meta"]
         if "episode_meta" in meta:
-            return meta["episode_meta"]
-        array = meta.create_array("episode_meta", shape=(0,), chunks=(META_CHUNK,), dtype=str)
+            return _writing_every_chunk(meta["episode_meta"])
+        array = _writing_every_chunk(
+            meta.create_array("episode_meta", shape=(0,), chunks=(META_CHUNK,), dtype=str)
+        )
         if self.num_episodes:  # a store written without metadata (e.g. by Diffusion Policy): empty entries
             array.resize((self.num_episodes,))
             array[:] = np.array([""] * self.num_episodes, dtype=object)

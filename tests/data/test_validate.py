@@ -150,3 +150,16 @@ def test_cli_info_on_a_file_that_is_not_a_store(tmp_path):
     result = manip("data", "info", tmp_path / "notes.txt")
     assert result.returncode == 2 and "not a Zarr store" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_all_fill_value_chunks_are_written_so_validate_passes(tmp_path):
+    from data.store import EpisodeStore
+
+    path = tmp_path / "zeros.zarr"
+    episode = {"action": np.zeros((6, 7), np.float32), "intervention": np.zeros(6, bool)}
+    EpisodeStore.create(path).add_episode(episode)
+    EpisodeStore.open(path, mode="a").add_episode(episode)  # reopened arrays keep writing empty chunks
+    report = validate_store(path)
+    assert report.ok, report.problems
+    first_chunk_file(path, "intervention").unlink()
+    assert any("intervention: 1 chunk(s) missing" in p for p in validate_store(path).problems)
