@@ -38,15 +38,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     convert.add_argument(
         "--zarr-format", type=int, choices=(2, 3), default=3, help="output Zarr format (default 3)"
     )
-    for sub_parser in (info, validate, convert):
+    recover = sub.add_parser(
+        "recover", help="commit the partial episode an interrupted recorder left behind (marked recovered)"
+    )
+    recover.add_argument("path", metavar="PATH", help="Zarr store (directory or .zarr.zip)")
+    for sub_parser in (info, validate, convert, recover):
         sub_parser.error = parser.error  # one-line errors like the rest of the CLI
     parser.set_defaults(data_command=None)
 
 
 def run(args: argparse.Namespace) -> int:
-    command = {"info": run_info, "validate": run_validate, "convert": run_convert}.get(args.data_command)
+    commands = {"info": run_info, "validate": run_validate, "convert": run_convert, "recover": run_recover}
+    command = commands.get(args.data_command)
     if command is None:
-        raise ManipError("needs a command: info, validate or convert (see manip data --help)")
+        raise ManipError("needs a command: info, validate, convert or recover (see manip data --help)")
     return command(args)
 
 
@@ -84,6 +89,18 @@ def run_convert(args: argparse.Namespace) -> int:
             f"{args.dst}: {store.num_episodes} episodes, {store.num_steps} steps from {converter.name} "
             f"({args.src}), zarr v{store.zarr_format}"
         )
+    return 0
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    from data.store import EpisodeStore
+
+    with EpisodeStore.open(args.path, mode="a") as store:
+        index = store.recover_tail()
+        if index is None:
+            print(f"{args.path}: nothing to recover")
+        else:
+            print(f"{args.path}: recovered episode {index} ({int(store.episode_lengths[index])} steps)")
     return 0
 
 

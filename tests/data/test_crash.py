@@ -28,6 +28,16 @@ def start_writer(path: Path, mode: str) -> subprocess.Popen:
     )
 
 
+def recover_cli(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "data.cli.main", "data", "recover", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
 def kill_after(proc: subprocess.Popen, line_wanted: str, count: int) -> list[str]:
     """Read stdout until ``line_wanted`` was seen ``count`` times, then SIGKILL the writer; return the lines."""
     lines = []
@@ -70,16 +80,17 @@ def test_sigkill_mid_episode_keeps_committed_and_ignores_tail(tmp_path):
     tail = store.uncommitted_steps()
     recovered_path = tmp_path / "recovered.zarr"
     shutil.copytree(path, recovered_path)
-    recovering = EpisodeStore.open(recovered_path, mode="a")
-    assert recovering.recover_tail({"task": "Lift", "seed": 2}) == 2
+    cli = recover_cli(recovered_path)
+    assert cli.returncode == 0 and "recovered episode 2" in cli.stdout, cli.stderr
     recovered = EpisodeStore.open(recovered_path)
-    assert recovered.episode_meta(2) == {"task": "Lift", "seed": 2, "recovered": True, "success": None}
+    assert recovered.episode_meta(2) == {"recovered": True, "success": None}
     assert tail - 2 <= recovered.episode_lengths[2] <= tail - 1
     got = recovered.get_episode(2)
     for t in range(int(recovered.episode_lengths[2])):
         np.testing.assert_array_equal(got["action"][t], episode_step(2, t)["action"])
         np.testing.assert_array_equal(got["agentview_image"][t], episode_step(2, t)["agentview_image"])
     assert validate_store(recovered_path).ok and recovered.uncommitted_steps() == 0
+    assert "nothing to recover" in recover_cli(recovered_path).stdout
     appended = EpisodeStore.open(path, mode="a")
     new = {
         k: np.stack([episode_step(2, t)[k] for t in range(episode_length(2))])
