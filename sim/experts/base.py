@@ -41,6 +41,12 @@ class Phase:
     done: Callable[[object], bool] | None = None
     stall_ends: bool = False  # also end once the hand stops moving (blocked by contact) near the target
     orientation: Callable[[object], np.ndarray] | None = None  # full 3x3 target (overrides ``yaw``)
+    verify: Callable[[object], bool] | None = (
+        None  # checked when the phase ends (e.g. "the object is lifted")
+    )
+    retry_from: str = (
+        ""  # on a failed ``verify``, go back to the phase of this name (like a person regrasping)
+    )
 
 
 def wrap_angle(angle: float, period: float = 2 * np.pi) -> float:
@@ -120,8 +126,11 @@ class WaypointExpert:
     integral_gain: float = 3.0  # action per metre-step of accumulated error (removes the sag under load)
     integral_limit: float = 0.3  # most action the integral term may add
 
+    max_retries: int = 2
+
     def __init__(self):
         self.rng = np.random.default_rng(0)
+        self.retries = 0
         self.phases: list[Phase] = []
         self.index = 0
         self.phase_steps = 0
@@ -142,6 +151,7 @@ class WaypointExpert:
         self.down = rot_z(-self.yaw_target) @ eef  # the gripper's pointing-down orientation, heading zero
         self.speed = float(self.rng.uniform(*self.speed_range))
         self.phases = self.plan(env)
+        self.retries = 0
         self.index = 0
         self.phase_steps = 0
         self.last_pos_action = np.zeros(3)
@@ -207,6 +217,12 @@ class WaypointExpert:
         history = self.eef_history
         return len(history) > window and np.linalg.norm(history[-1] - history[-1 - window]) < distance
 
+    def _next_index(self, env, phase: Phase) -> int:
+        if phase.verify is None or self.retries >= self.max_retries or phase.verify(env):
+            return self.index + 1
+        self.retries += 1
+        return next(i for i, p in enumerate(self.phases) if p.name == phase.retry_from)
+
     def _current_phase(self, env) -> Phase:
         while self.index < len(self.phases) - 1:
             phase = self.phases[self.index]
@@ -214,7 +230,7 @@ class WaypointExpert:
             ended = phase.done(env) if phase.done is not None else reached
             ended = ended or (phase.stall_ends and self._stalled())
             if (ended and self.phase_steps >= phase.min_steps) or self.phase_steps >= phase.max_steps:
-                self.index += 1
+                self.index = self._next_index(env, phase)
                 self.phase_steps = 0
                 self.integral = np.zeros(3)
                 self.eef_history = []

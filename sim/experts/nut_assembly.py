@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, yaw_of
+from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, wrap_angle, yaw_of
 
 
 class NutAssemblySquareExpert(WaypointExpert):
@@ -19,7 +19,7 @@ class NutAssemblySquareExpert(WaypointExpert):
         peg = self.sim.body_pos(raw.peg1_body_id)
         table_z = float(raw.table_offset[2])
         hover = 0.07 + self.rng.uniform(0.0, 0.03)
-        carry_z = peg[2] + 0.22 + self.rng.uniform(0.0, 0.04)
+        carry_z = peg[2] + 0.16 + self.rng.uniform(0.0, 0.03)
         grip_offset = np.array([*self.jitter(0.003, 2), -0.002])
         drop_nut_z = table_z + 0.02
 
@@ -35,8 +35,17 @@ class NutAssemblySquareExpert(WaypointExpert):
         def handle_yaw(_env):
             return self.grasp_yaw(nut_yaw() + self.handle_heading, np.pi)
 
-        # square nut on a square peg: faces line up every quarter turn
-        peg_yaw = self.once(lambda _env: self.aligned_yaw(nut_id, 0.0, np.pi / 2))
+        def peg_yaw_choice(_env):
+            # A square nut fits the square peg every quarter turn. Of the fitting headings, take the smallest
+            # turn that keeps the handle (where the hand is) from pointing away from the robot: with the handle
+            # beyond the peg the hand would have to reach past the peg, at the edge of the Panda's workspace.
+            gripper = yaw_of(self.sim.eef_mat())
+            nut_now = nut_yaw()
+            turn = wrap_angle(-nut_now, np.pi / 2)
+            options = [turn + k * np.pi / 2 for k in (-1, 0, 1)]
+            return gripper + min(options, key=lambda t: (np.cos(nut_now + t) > 0.3, abs(t)))
+
+        peg_yaw = self.once(peg_yaw_choice)
 
         def nut_over_peg(nut_z):
             def target(_env):
@@ -52,9 +61,19 @@ class NutAssemblySquareExpert(WaypointExpert):
 
         return [
             Phase("above", lambda _e: handle() + up(hover), OPEN, yaw=handle_yaw, tol=0.012),
+            Phase(
+                "align", lambda _e: handle_grip(_e) + up(0.03), OPEN, yaw=handle_yaw, tol=0.004, max_steps=40
+            ),
             Phase("descend", handle_grip, OPEN, yaw=handle_yaw, tol=0.007, speed=0.6, stall_ends=True),
             Phase("grasp", handle_grip, CLOSE, min_steps=10, max_steps=10, tol=1.0),
-            Phase("lift", lambda _e: np.array([*self.sim.eef_pos()[:2], carry_z]), CLOSE, tol=0.02),
+            Phase(
+                "lift",
+                lambda _e: np.array([*self.sim.eef_pos()[:2], carry_z]),
+                CLOSE,
+                tol=0.02,
+                verify=lambda _e: self.sim.body_pos(nut_id)[2] > table_z + 0.12,
+                retry_from="above",
+            ),
             Phase("carry", nut_over_peg(None), CLOSE, yaw=peg_yaw, tol=0.006, min_steps=5, max_steps=150),
             Phase(
                 "lower",

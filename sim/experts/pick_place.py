@@ -22,11 +22,20 @@ class PickPlaceCanExpert(WaypointExpert):
         def can():
             return self.sim.body_pos(can_id)
 
+        start_z = float(can()[2])
+
         return [
             Phase("above", lambda _e: can() + up(hover), OPEN, tol=0.015),
             Phase("descend", lambda _e: can() + grasp_offset, OPEN, tol=0.008, speed=0.6),
             Phase("grasp", lambda _e: can() + grasp_offset, CLOSE, min_steps=10, max_steps=10, tol=1.0),
-            Phase("lift", lambda _e: np.array([*can()[:2], carry_z]), CLOSE, tol=0.02),
+            Phase(
+                "lift",
+                lambda _e: np.array([*can()[:2], carry_z]),
+                CLOSE,
+                tol=0.02,
+                verify=lambda _e: can()[2] > start_z + 0.08,
+                retry_from="above",
+            ),
             Phase("carry", lambda _e: np.array([*bin_xy, carry_z]), CLOSE, tol=0.02),
             Phase("lower", lambda _e: np.array([*bin_xy, bin_z + 0.16]), CLOSE, tol=0.015, speed=0.6),
             Phase(
