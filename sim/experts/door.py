@@ -21,9 +21,8 @@ class DoorExpert(WaypointExpert):
         tip = self.sim.site_pos(raw.door.important_sites["handle"])
         grip = axis + (tip - axis) * (0.75 + self.rng.uniform(-0.05, 0.05))
         standoff = 0.10 + self.rng.uniform(0.0, 0.04)
-        turn = 1.5 + self.rng.uniform(
-            0.0, 0.1
-        )  # lever tip up (the wrist has room that way) until the latch clears
+        # turn the lever tip up (the wrist has room that way) far enough that the latch clears the frame
+        turn = 1.5 + self.rng.uniform(0.0, 0.1)
         swing = 0.38
         hinge = np.array(raw.sim.data.xanchor[hinge_joint])
         state: dict[str, float] = {"turn": 0.0}
