@@ -8,15 +8,21 @@ from data.cli.verb import Verb
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door")
+    parser.add_argument(
+        "--task", required=True, help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door"
+    )
     parser.add_argument("--device", required=True, help="scripted | keyboard | spacemouse")
     parser.add_argument("--episodes", type=int, required=True, help="episodes to keep")
     parser.add_argument("--out", required=True, help="Zarr store (created, or appended to when it exists)")
     parser.add_argument("--obs", default="lowdim", help="observation mode: lowdim | image")
     parser.add_argument("--image-size", type=int, default=84, help="camera image side in pixels (image mode)")
     parser.add_argument("--seed", type=int, default=0, help="first episode seed (episode k tries seed S+k)")
-    parser.add_argument("--keep-failures", action="store_true", help="also keep episodes that did not succeed")
-    parser.add_argument("--policy", help="checkpoint that drives; the operator's device takes over (corrections)")
+    parser.add_argument(
+        "--keep-failures", action="store_true", help="also keep episodes that did not succeed"
+    )
+    parser.add_argument(
+        "--policy", help="checkpoint that drives; the operator's device takes over (corrections)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
 
@@ -50,4 +56,6 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.kept == args.episodes else 1
 
 
-VERB = Verb(help="record demonstrations (scripted expert or teleop) into a Zarr store", configure=configure, run=run)
+VERB = Verb(
+    help="record demonstrations (scripted expert or teleop) into a Zarr store", configure=configure, run=run
+)

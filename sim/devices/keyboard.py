@@ -50,7 +50,9 @@ class KeyboardDevice(Device):
             if name == "space":
                 self.gripper = -self.gripper
             elif name in ("enter", "backspace", "tab", "esc"):
-                self.event = {"enter": "finish", "backspace": "discard", "tab": "restart", "esc": "quit"}[name]
+                self.event = {"enter": "finish", "backspace": "discard", "tab": "restart", "esc": "quit"}[
+                    name
+                ]
             else:
                 self.held.add(name)
 
