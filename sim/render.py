@@ -16,7 +16,8 @@ import types
 
 from data.errors import ManipError
 
-BACKENDS = ("egl", "osmesa")
+BACKENDS = ("egl", "osmesa")  # headless, tried in this order
+KNOWN_BACKENDS = (*BACKENDS, "glfw", "glx", "disable", "disabled", "off")
 _PROBE = "import mujoco; c = mujoco.GLContext(8, 8); c.make_current(); c.free()"
 _INSTALL_HINT = (
     "no headless OpenGL available for MuJoCo rendering: install EGL or OSMesa "
@@ -43,7 +44,12 @@ def choose_gl_backend() -> str:
     """
     chosen = os.environ.get("MUJOCO_GL")
     if chosen:
-        os.environ.setdefault("PYOPENGL_PLATFORM", chosen if chosen in BACKENDS else "")
+        if chosen not in KNOWN_BACKENDS:
+            raise ManipError(
+                f"MUJOCO_GL={chosen} is not a MuJoCo GL backend: set egl or osmesa (headless), or unset it"
+            )
+        if chosen in BACKENDS:
+            os.environ.setdefault("PYOPENGL_PLATFORM", chosen)
         return chosen
     if "mujoco" in sys.modules:
         raise ManipError("mujoco was imported before sim.render chose a GL backend; import sim first")
