@@ -41,8 +41,6 @@ def test_collect_cli_writes_a_valid_store_with_metadata(tmp_path):
     assert all(m["task"] == "Lift" and m["source"] == "scripted" and m["success"] is True for m in metas)
     assert metas[0]["instruction"] == "lift the cube"
     validation = manip("data", "validate", str(out))
-    if validation.returncode != 0 and "intervention" in validation.stderr and "missing" in validation.stderr:
-        pytest.xfail("data layer: all-False intervention chunks are not written (zarr write_empty_chunks)")
     assert validation.returncode == 0, validation.stderr
 
 
