@@ -22,7 +22,8 @@ class DoorExpert(WaypointExpert):
         grip = axis + (tip - axis) * (0.75 + self.rng.uniform(-0.05, 0.05))
         standoff = 0.10 + self.rng.uniform(0.0, 0.04)
         # turn the lever tip up (the wrist has room that way) far enough that the latch clears the frame
-        turn = 1.5 + self.rng.uniform(0.0, 0.1)
+        # (the hand turns past the lever's stop; the lever lags in the fingers)
+        turn = 1.65 + self.rng.uniform(0.0, 0.1)
         swing = 0.38
         hinge = np.array(raw.sim.data.xanchor[hinge_joint])
         state: dict[str, float] = {"turn": 0.0}
@@ -54,7 +55,8 @@ class DoorExpert(WaypointExpert):
             Phase("grasp", lambda _e: grip, CLOSE, orientation=lambda _e: FACING_DOOR, min_steps=8, max_steps=8, tol=1.0),
             Phase(
                 "turn", turning, CLOSE, orientation=lambda _e: rot_y(state["turn"]) @ FACING_DOOR,
-                tol=0.01, min_steps=int(abs(turn) / 0.06) + 3, max_steps=60,
+                tol=0.01, min_steps=10, max_steps=60,
+                done=lambda _e: abs(float(raw.sim.data.qpos[raw.handle_qpos_addr])) > 1.35,
             ),
             Phase("pull", pulling, CLOSE, orientation=pull_orientation, speed=0.6, max_steps=400),
         ]  # fmt: skip
