@@ -77,25 +77,41 @@ def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
 
 
 class StepBatchSampler(Sampler[list[int]]):
-    """Batches of indices determined by ``(seed, step)`` alone: epoch ``e`` is ``randperm`` seeded ``seed + e``.
+    """Batches of indices determined by ``(seed, step)`` alone.
 
-    Yields the batches for steps ``start, start+1, ...``; with DDP each rank takes its share of each global batch.
+    The index stream is the concatenation of permutations ``randperm(size)`` seeded ``seed + epoch``; step ``s``
+    takes positions ``s * batch_size ...`` of it (so a dataset smaller than a batch works too). Yields the
+    batches for steps ``start, start+1, ...``; with DDP each rank takes its share of each global batch.
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, start: int, rank: int = 0, world: int = 1):
-        if size < batch_size:
-            raise ManipError(f"the dataset has {size} samples, fewer than trainer.batch_size={batch_size}")
+        if size < 1:
+            raise ManipError("the dataset has no samples to train on")
         self.size, self.batch_size, self.seed, self.start = size, batch_size, seed, start
         self.rank, self.world = rank, world
-        self.per_epoch = size // batch_size
+        self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._perm_epoch:
+            self._perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch))
+            self._perm_epoch = epoch
+        return self._perm
+
+    def batch(self, step: int) -> list[int]:
+        """The global batch of ``step``."""
+        out: list[int] = []
+        position = step * self.batch_size
+        while len(out) < self.batch_size:
+            epoch, offset = divmod(position, self.size)
+            taken = self._permutation(epoch)[offset : offset + self.batch_size - len(out)].tolist()
+            out += taken
+            position += len(taken)
+        return out
 
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start
         while True:
-            epoch, offset = divmod(step, self.per_epoch)
-            perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch))
-            batch = perm[offset * self.batch_size : (offset + 1) * self.batch_size]
-            yield batch[self.rank :: self.world].tolist()
+            yield self.batch(step)[self.rank :: self.world]
             step += 1
 
     def __len__(self) -> int:  # effectively infinite; DataLoader only needs a number

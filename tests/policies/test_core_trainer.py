@@ -55,6 +55,10 @@ def test_batch_order_depends_only_on_seed_and_step():
     late = StepBatchSampler(50, 8, seed=3, start=7)
     batches = [b for b, _ in zip(full, range(12), strict=False)]
     assert [b for b, _ in zip(late, range(5), strict=False)] == batches[7:12]
+    first_epoch = [i for b in batches[:6] for i in b]  # 48 of the 50 samples, none twice
+    assert len(set(first_epoch)) == 48
+    small = StepBatchSampler(5, 8, seed=0, start=0)  # smaller than a batch: wraps into the next epoch
+    assert len(next(iter(small))) == 8 and set(next(iter(small))) == set(range(5))
     ranks = [StepBatchSampler(50, 8, 3, 0, rank=r, world=2) for r in (0, 1)]
     first = [next(iter(s)) for s in ranks]
     assert sorted(first[0] + first[1]) == sorted(batches[0])
