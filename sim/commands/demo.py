@@ -35,6 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="parallel evaluation workers (default 2)")
     parser.add_argument("--video", type=int, default=2, help="episodes to save as mp4 (default 2)")
+    parser.add_argument(
+        "--horizon", type=int, default=None, help="evaluation episode length (default: the task's)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     source = SourceSpec("checkpoint", path=str(checkpoint.resolve()))
     results = evaluate(
         source, TASK, args.eval_episodes, out / "eval", seed=EVAL_SEED, workers=args.workers,
-        video=args.video, quiet=args.quiet,
+        video=args.video, horizon=args.horizon, quiet=args.quiet,
     )  # fmt: skip
     figure = plot(out, results)
     print(summary_line(results, out / "eval"))

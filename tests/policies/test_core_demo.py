@@ -15,13 +15,13 @@ def test_manip_demo_end_to_end_tiny(tmp_path):
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "MANIP_NO_PROGRESS": "1"}
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "data.cli.main", "demo", "--out", str(out), "--demos", "2", "--steps", "3",
-           "--eval-episodes", "1", "--workers", "1", "--video", "1"]  # fmt: skip
+           "--eval-episodes", "1", "--workers", "1", "--video", "1", "--horizon", "24"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads((out / "eval" / "results.json").read_text())
     assert results["task"] == "Lift" and results["episodes"] == 1 and results["seeds"] == [100000]
     assert set(results) >= {"successes", "success_rate", "ci95", "per_episode", "latency_ms"}
-    assert results["per_episode"][0]["steps"] > 0 and "error" not in results["per_episode"][0]
+    assert 0 < results["per_episode"][0]["steps"] <= 24 and "error" not in results["per_episode"][0]
     assert (out / "checkpoint" / "model.safetensors").is_file() and (
         out / "checkpoint" / "config.json"
     ).is_file()
