@@ -4,8 +4,8 @@ Each case builds a policy of the default architecture (``policies.config.PolicyC
 256-512-1024, horizon 16, two observation steps; the image case adds the ResNet-18-GN encoder on two 84×84
 cameras) with random weights and a normalizer fitted on random data, then times ``predict_chunk`` end to end
 (normalization, encoding, sampling, unnormalization) on one observation. Weights do not change the cost, so no
-training is needed. Figures: p50 and p99 of ``repeats`` timed calls after ``warmup`` calls (with few repeats p99
-is close to the maximum). Headline: MeanFlow 1-step latency / DDIM-10 latency (p50), per observation mode.
+training is needed. Figures: min, p50 and p99 of ``repeats`` timed calls after ``warmup`` calls (with few
+repeats p99 is close to the maximum); the cases are timed round-robin so load changes hit them alike. Headline: MeanFlow 1-step latency / DDIM-10 latency (p50), per observation mode.
 """
 
 from __future__ import annotations
@@ -105,31 +105,18 @@ def build_policy(case: Case, policy_overrides: dict | None = None):
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float]:
-    """p50 / p99 / mean of durations in seconds, in milliseconds (rounded to 0.01)."""
+    """min / p50 / p99 / mean of durations in seconds, in milliseconds (rounded to 0.01)."""
     ms = np.asarray(seconds) * 1e3
     return {
+        "min": round(float(ms.min()), 2),
         "p50": round(float(np.percentile(ms, 50)), 2),
         "p99": round(float(np.percentile(ms, 99)), 2),
         "mean": round(float(ms.mean()), 2),
     }
 
 
-def time_case(case: Case, repeats: int, warmup: int, policy_overrides: dict | None = None) -> dict:
-    """Latency of one ``predict_chunk`` call (batch 1) for ``case`` (``policy_overrides``: config keys)."""
-    import torch
-
-    torch.manual_seed(0)
-    policy = build_policy(case, policy_overrides)
-    obs = random_obs(policy.obs_spec, 1, policy.n_obs_steps)
-    durations = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            start = time.perf_counter()
-            chunk = policy.predict_chunk(obs, steps=case.steps)
-            if i >= warmup:
-                durations.append(time.perf_counter() - start)
-    assert chunk.shape == (1, policy.horizon, ACTION_DIM)
-    params = sum(p.numel() for p in policy.parameters())
+def case_result(case: Case, policy, durations: list[float]) -> dict:
+    """The JSON figures of one timed case."""
     return {
         "label": case.label,
         "obs_mode": case.obs_mode,
@@ -137,10 +124,42 @@ def time_case(case: Case, repeats: int, warmup: int, policy_overrides: dict | No
         "sampler": case.sampler or ("ddim" if case.head == "diffusion" else None),
         "backbone": case.backbone,
         "steps": case.steps,
-        "repeats": repeats,
-        "parameters": int(params),
+        "repeats": len(durations),
+        "parameters": int(sum(p.numel() for p in policy.parameters())),
         "latency_ms": percentiles_ms(durations),
     }
+
+
+def time_cases(
+    cases: list[Case], repeats: list[int], warmup: int, policy_overrides: dict | None = None
+) -> list[dict]:
+    """Latency of one ``predict_chunk`` call (batch 1) per case, ``repeats[i]`` timed calls for case i.
+
+    The cases are timed round-robin (one call of each in turn), so a change of machine load during the run
+    affects every case alike and the ratios between cases stay meaningful on a shared machine.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    policies = [build_policy(case, policy_overrides) for case in cases]
+    observations = [random_obs(p.obs_spec, 1, p.n_obs_steps) for p in policies]
+    durations: list[list[float]] = [[] for _ in cases]
+    with torch.inference_mode():
+        for round_ in range(warmup + max(repeats)):
+            for i, (case, policy, obs) in enumerate(zip(cases, policies, observations, strict=True)):
+                if round_ >= warmup + repeats[i]:
+                    continue
+                start = time.perf_counter()
+                chunk = policy.predict_chunk(obs, steps=case.steps)
+                if round_ >= warmup:
+                    durations[i].append(time.perf_counter() - start)
+                assert chunk.shape == (1, policy.horizon, ACTION_DIM)
+    return [case_result(c, p, d) for c, p, d in zip(cases, policies, durations, strict=True)]
+
+
+def time_case(case: Case, repeats: int, warmup: int, policy_overrides: dict | None = None) -> dict:
+    """Latency figures of a single case (see :func:`time_cases`)."""
+    return time_cases([case], [repeats], warmup, policy_overrides)[0]
 
 
 def machine() -> dict:
@@ -180,7 +199,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     """Run every case; print a table unless ``args.json``; return the figures as a JSON-ready dict."""
     from data.errors import ManipError
-    from data.progress import progress
 
     repeats, warmup = int(getattr(args, "repeats", 10)), int(getattr(args, "warmup", 2))
     if repeats < 1 or warmup < 0:
@@ -189,11 +207,9 @@ def run(args: argparse.Namespace) -> dict:
         )
     quiet = bool(getattr(args, "json", False))
     cases = default_cases(quick=bool(getattr(args, "quick", False)))
-    results = []
-    for case in progress(cases, desc="bench inference", quiet=quiet, unit="case"):
-        # DDPM-100 costs 10× DDIM-10: a quarter of the repeats keeps the default run short.
-        n = max(3, repeats // 4) if case.steps >= 100 else repeats
-        results.append(time_case(case, n, warmup))
+    # DDPM-100 costs 10× DDIM-10: a quarter of the repeats keeps the default run short.
+    counts = [max(3, repeats // 4) if case.steps >= 100 else repeats for case in cases]
+    results = time_cases(cases, counts, warmup)
     report = {
         "benchmark": "inference",
         "batch": 1,
@@ -209,10 +225,12 @@ def run(args: argparse.Namespace) -> dict:
 
 def format_report(report: dict) -> str:
     """A human-readable table of :func:`run`'s figures."""
-    lines = [f"{'case':<34} {'p50 ms':>9} {'p99 ms':>9} {'n':>4}"]
+    lines = [f"{'case':<34} {'min ms':>9} {'p50 ms':>9} {'p99 ms':>9} {'n':>4}"]
     for r in report["cases"]:
         lat = r["latency_ms"]
-        lines.append(f"{r['label']:<34} {lat['p50']:>9.2f} {lat['p99']:>9.2f} {r['repeats']:>4}")
+        lines.append(
+            f"{r['label']:<34} {lat['min']:>9.2f} {lat['p50']:>9.2f} {lat['p99']:>9.2f} {r['repeats']:>4}"
+        )
     for mode, ratio in report["headline_meanflow1_over_ddim10"].items():
         lines.append(f"headline ({mode}): MeanFlow-1 / DDIM-10 latency = {ratio:.3f}")
     return "\n".join(lines)

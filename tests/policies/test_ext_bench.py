@@ -22,7 +22,12 @@ def test_inference_case_reports_latency_percentiles():
 
 def test_headline_is_meanflow_over_ddim_per_mode():
     def case(label, mode, p50):
-        return {"label": label, "obs_mode": mode, "latency_ms": {"p50": p50, "p99": p50}, "repeats": 1}
+        return {
+            "label": label,
+            "obs_mode": mode,
+            "latency_ms": {"min": p50, "p50": p50, "p99": p50},
+            "repeats": 1,
+        }
 
     results = [case("lowdim DDIM-10", "lowdim", 40.0), case("lowdim MeanFlow-1", "lowdim", 5.0)]
     assert inference.headline(results) == {"lowdim": 0.125}
