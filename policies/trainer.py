@@ -42,7 +42,7 @@ RolloutFn = Callable[[torch.nn.Module, int], dict]
 
 
 class TrainerConfig(StrictConfig):
-    """Optimisation, EMA, logging, checkpointing and rollout settings."""
+    """Optimisation, EMA, logging, checkpointing and rollout settings (``num_threads``: torch CPU threads)."""
 
     steps: int = 20000
     batch_size: int = 256
@@ -61,6 +61,7 @@ class TrainerConfig(StrictConfig):
     rollout_every: int = 0
     top_k: int = 3
     num_workers: int = 0
+    num_threads: int | None = None
     device: str = "auto"
 
 
@@ -159,6 +160,8 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = _pick_device(config.device, local_rank)
+        if config.num_threads:  # on a CPU shared with other jobs, 1 thread avoids OpenMP spin contention
+            torch.set_num_threads(config.num_threads)
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend=backend)
