@@ -1,1 +1,18 @@
 """CLI verb plugins (see the manip.verbs entry points in pyproject.toml)."""
+
+from __future__ import annotations
+
+import argparse
+
+from data.errors import ManipError
+
+
+def require_options(args: argparse.Namespace, *names: str) -> None:
+    """One-line error naming the missing required options.
+
+    Checked here rather than with argparse's ``required=True`` so that a misspelled option is reported by name
+    (argparse reports missing required options first, hiding the typo).
+    """
+    missing = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is None]
+    if missing:
+        raise ManipError(f"missing required option(s) {', '.join(missing)} (see --help)")

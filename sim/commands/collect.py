@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 
 from data.cli.verb import Verb
+from sim.commands import require_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--task", required=True, help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door"
-    )
-    parser.add_argument("--device", required=True, help="scripted | keyboard | spacemouse")
-    parser.add_argument("--episodes", type=int, required=True, help="episodes to keep")
-    parser.add_argument("--out", required=True, help="Zarr store (created, or appended to when it exists)")
+    parser.add_argument("--task", help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door")
+    parser.add_argument("--device", help="scripted | keyboard | spacemouse")
+    parser.add_argument("--episodes", type=int, help="episodes to keep")
+    parser.add_argument("--out", help="Zarr store (created, or appended to when it exists)")
     parser.add_argument("--obs", default="lowdim", help="observation mode: lowdim | image")
     parser.add_argument("--image-size", type=int, default=84, help="camera image side in pixels (image mode)")
     parser.add_argument("--seed", type=int, default=0, help="first episode seed (episode k tries seed S+k)")
@@ -27,6 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_options(args, "task", "device", "episodes", "out")
     from sim.collect import collect
     from sim.devices import make_device
     from sim.env import make_env

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 
 from data.cli.verb import Verb
+from sim.commands import require_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint directory (config.json + model.safetensors)")
     parser.add_argument("--expert", action="store_true", help="the task's scripted expert acts as the policy")
-    parser.add_argument(
-        "--task", required=True, help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door"
-    )
-    parser.add_argument("--episodes", type=int, required=True)
-    parser.add_argument("--out", required=True, help="output directory (results.json, videos/)")
+    parser.add_argument("--task", help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door")
+    parser.add_argument("--episodes", type=int, help="number of episodes (seeds S..S+N-1)")
+    parser.add_argument("--out", help="output directory (results.json, videos/)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (spawn)")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses seed S+i")
     parser.add_argument("--video", type=int, default=0, metavar="K", help="save mp4s of the first K episodes")
@@ -25,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_options(args, "task", "episodes", "out")
     import json
 
     from sim.eval import evaluate, source_spec_from_args, summary_line

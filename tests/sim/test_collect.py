@@ -72,6 +72,7 @@ def test_collect_appends_to_an_existing_store(tmp_path):
         (["--task", "Lift", "--device", "joystick"], "unknown device 'joystick'"),
         (["--task", "Lift", "--device", "spacemouse"], "no SpaceMouse found"),
         (["--task", "Lift", "--device", "scripted", "--obs", "depth"], "unknown observation mode"),
+        (["--task", "Lift"], "missing required option(s) --device"),
     ],
 )
 def test_bad_input_one_line(tmp_path, args, message):
