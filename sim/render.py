@@ -36,6 +36,17 @@ def _backend_works(backend: str) -> bool:
     return done.returncode == 0
 
 
+def _guard_egl_device() -> None:
+    """robosuite picks the EGL device from ``CUDA_VISIBLE_DEVICES`` and fails on values that are not a list of
+    integers (``""`` on CPU-only jobs, as submitit and many schedulers set it, or GPU UUIDs); then take the first
+    EGL device explicitly through ``MUJOCO_EGL_DEVICE_ID`` (which robosuite reads first)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or "MUJOCO_EGL_DEVICE_ID" in os.environ:
+        return
+    if not all(part.strip().isdigit() for part in visible.split(",")):
+        os.environ["MUJOCO_EGL_DEVICE_ID"] = "0"
+
+
 def choose_gl_backend() -> str:
     """Return the headless GL backend for this process, probing EGL then OSMesa once and exporting the choice.
 
@@ -50,10 +61,14 @@ def choose_gl_backend() -> str:
             )
         if chosen in BACKENDS:
             os.environ.setdefault("PYOPENGL_PLATFORM", chosen)
+        if chosen == "egl":
+            _guard_egl_device()
         return chosen
     if "mujoco" in sys.modules:
         raise ManipError("mujoco was imported before sim.render chose a GL backend; import sim first")
     for backend in BACKENDS:
+        if backend == "egl":
+            _guard_egl_device()
         if _backend_works(backend):
             os.environ["MUJOCO_GL"] = backend
             os.environ["PYOPENGL_PLATFORM"] = backend

@@ -15,7 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--ray", metavar="ADDRESS", help="dispatch cells to a Ray cluster ('local': start one here)"
     )
-    where.add_argument("--slurm", action="store_true", help="dispatch cells to SLURM through submitit")
+    where.add_argument(
+        "--slurm",
+        action="store_true",
+        help="dispatch cells to SLURM through submitit (without SLURM, submitit runs them as local processes)",
+    )
     parser.add_argument("--slurm-partition", help="SLURM partition (with --slurm)")
     parser.add_argument("--quiet", action="store_true")
 

@@ -42,7 +42,8 @@ def _eval(out, *extra, env=None):
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval1")
-    result = _eval(out, "--video", "1")
+    # CUDA_VISIBLE_DEVICES="" (CPU-only jobs, schedulers) must not break EGL device selection for the videos
+    result = _eval(out, "--video", "1", env={"CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr
     return out, result
 

@@ -62,6 +62,19 @@ def test_sweep_on_a_local_ray_instance(sweep_file, tmp_path):
     assert {r["setting"]: r["successes"] for r in _rows(out)} == {"default": "1", "short": "0"}
 
 
+@pytest.mark.slow
+def test_sweep_through_submitit(sweep_file, tmp_path):
+    """--slurm goes through submitit; without SLURM on this machine submitit runs the jobs as local processes."""
+    out = tmp_path / "slurm"
+    result = manip("sweep", str(sweep_file), "seeds=[0]", "--out", str(out), "--slurm")
+    assert result.returncode == 0, result.stderr
+    assert {r["setting"]: (r["successes"], r["errors"]) for r in _rows(out)} == {
+        "default": ("1", "0"),
+        "short": ("0", "0"),
+    }
+    assert (out / "slurm").is_dir()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
