@@ -112,7 +112,9 @@ def sweep(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             records = list(pool.map(run_job, jobs, chunksize=max(1, episodes // 2)))
     else:
-        records = [run_job(job) for job in jobs]
+        from data.progress import progress
+
+        records = [run_job(job) for job in progress(jobs, desc="delay sweep", unit="ep")]
     rows = []
     for mode in modes:
         for delay in delays_ms:
