@@ -285,7 +285,7 @@ class EpisodeStore:
     def episode_meta_texts(self) -> list[str]:
         """The stored JSON text of every committed episode's metadata (``""`` where there is none)."""
         raw = [""] * self.num_episodes
-        if "episode_meta" in self._root["meta"] and self.num_episodes:
+        if self.num_episodes and self._has_episode_meta():
             stored = open_array(self._root, EPISODE_META, self.path)
             count = min(self.num_episodes, stored.shape[0])
             try:
@@ -293,6 +293,11 @@ class EpisodeStore:
             except Exception as exc:
                 raise ManipError(f"{self.path}/{EPISODE_META}: unreadable ({_describe(exc)})") from None
         return raw
+
+    def _has_episode_meta(self) -> bool:
+        """Whether ``meta/episode_meta`` exists, decided from the listing (``in`` would parse its metadata and
+        fail with a bare JSON error on a damaged one; :func:`open_array` reports that as one line)."""
+        return "episode_meta" in _member_names(self._root, "meta", self.path)
 
     def _all_meta(self) -> list[dict]:
         if self._meta_cache is None:
@@ -482,8 +487,8 @@ class EpisodeStore:
 
     def _open_or_create_meta_array(self):
         meta = self._root["meta"]
-        if "episode_meta" in meta:
-            return _writing_every_chunk(meta["episode_meta"])
+        if self._has_episode_meta():
+            return _writing_every_chunk(open_array(self._root, EPISODE_META, self.path))
         array = _writing_every_chunk(
             meta.create_array("episode_meta", shape=(0,), chunks=(META_CHUNK,), dtype=str)
         )

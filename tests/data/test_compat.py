@@ -127,3 +127,47 @@ def test_truncated_zip_and_corrupt_v2_metadata_are_one_line_errors(tmp_path, dp_
     with pytest.raises(ManipError, match="data/action: cannot open") as info:
         EpisodeStore.open(tmp_path / "dp.zarr")
     assert "\n" not in str(info.value)
+
+
+class _CreatesFileWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_v2_object_array_with_a_pickle_codec_is_refused_not_unpickled(tmp_path, dp_episodes):
+    import numcodecs
+
+    from tests.data.test_validate import manip
+
+    path = tmp_path / "dp.zarr"
+    write_dp_v2_store(path, dp_episodes)
+    marker = tmp_path / "unpickled"
+    array = path / "meta" / "episode_meta"
+    array.mkdir()
+    (array / ".zarray").write_text(
+        json.dumps(
+            {
+                "zarr_format": 2,
+                "shape": [3],
+                "chunks": [3],
+                "dtype": "|O",
+                "fill_value": None,
+                "order": "C",
+                "compressor": None,
+                "filters": [{"id": "pickle", "protocol": 5}],
+                "dimension_separator": ".",
+            }
+        )
+    )
+    payload = np.empty(3, dtype=object)
+    payload[:] = [_CreatesFileWhenUnpickled(marker), "{}", "{}"]
+    (array / "0").write_bytes(numcodecs.Pickle().encode(payload))
+    for command in ("info", "validate", "convert"):
+        args = [path, tmp_path / "out.zarr"] if command == "convert" else [path]
+        result = manip("data", command, *args)
+        assert result.returncode != 0 and result.stderr.count("\n") == 1, result.stderr
+        assert "meta/episode_meta: cannot open" in result.stderr and "internal error" not in result.stderr
+    assert not marker.exists()

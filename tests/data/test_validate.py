@@ -81,6 +81,10 @@ BREAKAGES = {
         lambda p: (p / "meta" / "episode_ends" / "zarr.json").write_text('{"shape": [3'),
         "episode_ends: cannot open",
     ),
+    "truncated_episode_meta_metadata": (
+        lambda p: (p / "meta" / "episode_meta" / "zarr.json").write_text('{"shape": [3'),
+        "episode_meta: cannot open",
+    ),
 }
 
 
@@ -143,6 +147,15 @@ def test_cli_bad_input_is_one_line(args, expected):
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_info_on_unreadable_episode_metadata_names_the_array(store_copy):
+    (store_copy / "meta" / "episode_meta" / "zarr.json").write_text('{"shape": [3')
+    for command in ("info", "validate"):
+        result = manip("data", command, store_copy)
+        assert result.returncode == (2 if command == "info" else 1)
+        assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr, result.stderr
+        assert f"{store_copy}/meta/episode_meta: cannot open" in result.stderr
 
 
 def test_cli_info_on_a_file_that_is_not_a_store(tmp_path):
