@@ -277,6 +277,23 @@ class EpisodeStore:
                 f"{self.path}/data/{key}: unreadable steps {start}:{stop} ({_describe(exc)})"
             ) from None
 
+    def missing_chunks(self, key: str) -> list[int]:
+        """First steps of the stored chunks (shards in Zarr v3) of ``key``'s committed steps that are missing on
+        disk. Every chunk is written when an episode is committed, so a missing one means damage: it would
+        silently read as fill values."""
+        from zarr.core.sync import sync
+
+        array = self.array(key)
+        shards = getattr(array, "shards", None)
+        block = int(shards[0]) if shards else int(array.chunks[0])
+        total = min(self.num_steps, int(array.shape[0]))
+        missing = []
+        for start in range(0, total, block):
+            chunk = array.metadata.encode_chunk_key((start // block,) + (0,) * (array.ndim - 1))
+            if not sync(array.store.exists(f"{array.path}/{chunk}")):
+                missing.append(start)
+        return missing
+
     def get_episode(self, i: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
         """All steps of episode ``i`` for ``keys`` (default: every key)."""
         span = self.episode_slice(i)

@@ -10,7 +10,6 @@ float arrays hold no NaN/inf; per-episode metadata is JSON.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,18 +101,12 @@ def _storage_block(array) -> int:
 
 
 def _check_contents(store: EpisodeStore, report: Report, quiet: bool) -> None:
-    from zarr.core.sync import sync
-
     for key in progress(store.keys, desc="validate", quiet=quiet, unit="array"):
         array = store.array(key)
         total = min(store.num_steps, int(array.shape[0]))
         where = f"{store.path}/data/{key}"
         block = _storage_block(array)
-        missing = []
-        for b in range(math.ceil(total / block)):
-            chunk_key = f"{array.path}/{array.metadata.encode_chunk_key((b,) + (0,) * (array.ndim - 1))}"
-            if not sync(array.store.exists(chunk_key)):
-                missing.append(b * block)
+        missing = store.missing_chunks(key)
         if missing:
             report.problems.append(
                 f"{where}: {len(missing)} chunk(s) missing (first covers steps from {missing[0]}); "

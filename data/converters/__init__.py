@@ -135,6 +135,13 @@ def convert(src: str | Path, dst: str | Path, *, zarr_format: int = 3, quiet: bo
         run(src, store, quiet=quiet)
         store.close()
         staging.rename(dst)
+    except ManipError as exc:  # bad data found while appending: name the source, not the staging directory
+        message = str(exc)
+        if str(staging) not in message:
+            raise
+        raise ManipError(
+            f"{src}: {message.replace(f'{staging}: ', '').replace(str(staging), str(dst))}"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return converter

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data.errors import ManipError
 from data.progress import progress
 from data.store import EpisodeStore
 
 
 def convert(src: Path, store: EpisodeStore, *, quiet: bool = True) -> None:
-    """Append every episode of the store at ``src`` to ``store``."""
+    """Append every episode of the store at ``src`` to ``store`` (refused when a source chunk is missing)."""
     with EpisodeStore.open(src) as source:
+        for key in source.keys:
+            missing = source.missing_chunks(key)
+            if missing:
+                raise ManipError(
+                    f"{src}/data/{key}: {len(missing)} chunk(s) missing (first covers steps from {missing[0]}); "
+                    "they would read as fill values (see manip data validate)"
+                )
         store.set_attrs(source={"format": f"zarr v{source.zarr_format}", "path": str(src)})
         if source.attrs:
             store.set_attrs(source_attrs=source.attrs)

@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import zarr
 
 from data.converters import CONVERTERS, convert, find_converter
 from data.errors import ManipError
@@ -173,3 +174,20 @@ def test_convert_to_zarr_v2_for_diffusion_policy_tools(tmp_path):
             store.get_episode(i)["agentview_image"], demos[f"demo_{i}"]["obs"]["agentview_image"]
         )
     assert validate_store(tmp_path / "v2.zarr").ok
+
+
+def test_damaged_zarr_source_is_refused_naming_the_source(tmp_path):
+    from tests.data.conftest import fill_store
+    from tests.data.test_validate import first_chunk_file
+
+    src = tmp_path / "src.zarr"
+    fill_store(src, [4, 3], image=True)
+    first_chunk_file(src, "agentview_image").unlink()
+    with pytest.raises(ManipError, match=r"src\.zarr/data/agentview_image: 1 chunk\(s\) missing"):
+        convert(src, tmp_path / "a.zarr")
+    fill_store(tmp_path / "nan.zarr", [4, 3])
+    zarr.open_array(tmp_path / "nan.zarr" / "data" / "action", mode="r+")[5, 0] = np.nan
+    with pytest.raises(ManipError) as info:
+        convert(tmp_path / "nan.zarr", tmp_path / "b.zarr")
+    assert str(info.value) == f"{tmp_path / 'nan.zarr'}: episode 1: 'action' contains NaN or inf"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.zarr", "src.zarr"]
