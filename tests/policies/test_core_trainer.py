@@ -127,3 +127,23 @@ def test_manip_train_cli_writes_a_loadable_checkpoint(tiny_store, tiny_train_raw
     assert yaml.safe_load((out / "config.yaml").read_text())["trainer"]["steps"] == 2
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and "--resume" in again.stderr
+
+
+def test_ddp_with_two_cpu_processes(tiny_store, tiny_train_raw, tmp_path):
+    """torchrun with the gloo backend: both ranks train, rank 0 alone writes the run directory."""
+    import yaml
+
+    raw = tiny_train_raw(tiny_store, "flow", steps=3, log_every=1, num_threads=1)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "data.cli.main", "train",
+           str(tmp_path / "c.yaml"), "--out", str(out), "--quiet"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    state = json.loads((out / "state" / "state.json").read_text())
+    assert state["extra"]["world"] == 2 and state["step"] == 3
+    from policies import load_policy
+
+    assert load_policy(out / "checkpoint").horizon == 8
