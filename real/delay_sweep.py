@@ -1,5 +1,8 @@
 """Success rate vs. injected delay for each executor mode (sim in the loop, simulated time).
 
+Holds send zero motion and keep the gripper command (action dimension 6 of the OSC_POSE + gripper actions), so
+a robot waiting for a chunk does not drop what it holds.
+
 For every (mode, delay) pair the same seeds run through Env → ``real.loop.ChunkedController`` (the checkpoint as
 a local ``ChunkSource``, ``InjectedDelay(delay, jitter)``) → Env. The delay is simulated: a chunk requested at
 tick ``t`` reaches the executor at ``t + delay`` of simulated time, while the robot holds (``receding``) or keeps
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -35,6 +39,7 @@ class SweepJob:
     jitter_ms: float
     seed: int
     horizon: int | None = None
+    hold_keep: tuple[int, ...] = (6,)
 
 
 def _source_and_env(checkpoint: str, task: str, horizon: int | None):
@@ -62,11 +67,14 @@ def run_job(job: SweepJob) -> dict:
     """Run one episode; returns success, steps and how many ticks the executor held."""
     from real.latency import InjectedDelay
     from real.loop import ChunkedController, executor_config_for
+    from real.safety import SafetyConfig
 
     source, env = _source_and_env(job.checkpoint, job.task, job.horizon)
     controller = ChunkedController(
         source,
-        executor_config_for(source.metadata, mode=job.mode),
+        executor_config_for(
+            source.metadata, mode=job.mode, safety=SafetyConfig(hold_keep=list(job.hold_keep))
+        ),
         InjectedDelay(job.delay_ms / 1e3, job.jitter_ms / 1e3, seed=job.seed),
         instruction=getattr(env.task, "instruction", None),
     )
@@ -112,9 +120,16 @@ def sweep(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             records = list(pool.map(run_job, jobs, chunksize=max(1, episodes // 2)))
     else:
-        from data.progress import progress
-
-        records = [run_job(job) for job in progress(jobs, desc="delay sweep", unit="ep")]
+        records = []
+        for job in jobs:
+            records.append(run_job(job))
+            if job.seed == seed + episodes - 1:  # one line per finished (mode, delay) cell
+                wins = sum(r["success"] for r in records[-episodes:])
+                print(
+                    f"delay sweep: {job.mode} {job.delay_ms:g} ms: {wins}/{episodes}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     rows = []
     for mode in modes:
         for delay in delays_ms:
