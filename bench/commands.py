@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     target_args = target_parser(args.target, module).parse_args(args.options)
     if target_args.out is not None and not target_args.out.parent.is_dir():
         raise ManipError(f"{target_args.out.parent}: no such directory for --out")
+    if target_args.out is not None and target_args.out.is_dir():
+        raise ManipError(f"{target_args.out}: is a directory; --out takes a file name")
     figures = module.run(target_args)
     text = json.dumps(figures, indent=2)
     if target_args.json:

@@ -54,3 +54,15 @@ def test_bench_bad_case_is_one_line():
 def test_missing_target_module_says_not_available(capsys):
     assert commands.run(argparse.Namespace(target="no_such_target", options=[])) == 3
     assert "not available yet" in capsys.readouterr().err
+
+
+def test_bench_out_that_is_a_directory_fails_before_running(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "data.cli.main", "bench", "data", "--no-codecs", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"manip bench: {tmp_path}: is a directory; --out takes a file name\n"
