@@ -114,3 +114,24 @@ def test_camera_node_publishes_realsense_frames_from_its_own_process(ros_run, tm
     assert color["head"] == expected.reshape(-1)[:12].tolist()  # the recorded pixels, unchanged
     assert color["stamp"] > 0
     assert "serial SIM0042" in run.log_tail()
+
+
+def test_recorder_with_an_unusable_store_exits_with_one_line(ros_env, tmp_path):
+    import subprocess
+
+    from tests.ros.conftest import ROS_PYTHON
+
+    not_a_store = tmp_path / "notes.zarr"
+    not_a_store.write_text("not a store")
+    result = subprocess.run(
+        [str(ROS_PYTHON), "-m", "real_ros.recorder_node", "--ros-args", "-p", f"store_path:={not_a_store}"],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr
+        == f"recorder_node: {not_a_store}: not a Zarr store (expected a directory or a .zarr.zip file)\n"
+    )

@@ -14,8 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -26,6 +24,7 @@ from real.cameras.encodings import array_to_image_fields
 from real.cameras.intrinsics import Intrinsics
 from real.cameras.process import CameraProcess
 from real.cameras.realsense import CameraConfig
+from real_ros.entry import run_node
 from real_ros.params import CameraNodeParams, declare_params
 
 
@@ -144,21 +143,7 @@ class CameraNode(Node):
 
 def main(args=None) -> int:
     """Entry point (``ros2 run real camera_node``)."""
-    rclpy.init(args=args)
-    try:
-        node = CameraNode()
-    except Exception as exc:  # bad parameters, no camera, no pyrealsense2 in camera_python: one line, exit 2
-        print(f"camera_node: {' '.join(str(exc).split())}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("camera_node", CameraNode, args=args)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ import time
 from collections import Counter, deque
 
 import numpy as np
-import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
@@ -42,6 +40,7 @@ from real.executor import ChunkExecutor
 from real.loop import ObsHistory, executor_config_for
 from real.safety import SafetyConfig
 from real_ros import commands
+from real_ros.entry import run_node
 from real_ros.inputs import now_seconds, subscribe_inputs
 from real_ros.observation import ObservationAssembler
 from real_ros.params import PolicyNodeParams, declare_params
@@ -331,21 +330,7 @@ class PolicyNode(Node):
 
 def main(args=None) -> int:
     """Entry point (``ros2 run real policy_node``)."""
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except ConfigError as exc:
-        print(f"policy_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("policy_node", PolicyNode, startup_errors=(ConfigError,), args=args)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from real_ros.entry import run_node
 from real_ros.inputs import now_seconds, subscribe_inputs
 from real_ros.observation import ObservationAssembler
 from real_ros.params import RecorderNodeParams, declare_params
@@ -184,21 +183,7 @@ class RecorderNode(Node):
 
 def main(args=None) -> int:
     """Entry point (``ros2 run real recorder_node``)."""
-    rclpy.init(args=args)
-    try:
-        node = RecorderNode()
-    except Exception as exc:  # bad parameters or an unusable store: one line, exit 2
-        print(f"recorder_node: {' '.join(str(exc).split())}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("recorder_node", RecorderNode, args=args)
 
 
 if __name__ == "__main__":
