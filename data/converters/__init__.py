@@ -139,9 +139,8 @@ def convert(src: str | Path, dst: str | Path, *, zarr_format: int = 3, quiet: bo
         message = str(exc)
         if str(staging) not in message:
             raise
-        raise ManipError(
-            f"{src}: {message.replace(f'{staging}: ', '').replace(str(staging), str(dst))}"
-        ) from None
+        message = message.replace(f"{staging}: ", "").replace(str(staging), str(dst))
+        raise ManipError(message if message.startswith(str(src)) else f"{src}: {message}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return converter

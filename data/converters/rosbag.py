@@ -251,5 +251,10 @@ def convert(src: Path, store: EpisodeStore, *, quiet: bool = True) -> None:
             raise ManipError(f"{src}: no step has every topic; never published: {missing}")
         recorder.commit(success=None)
         store.set_attrs(source={"format": "rosbag2", "path": str(src), "rate_hz": mapping.rate_hz})
+    except ManipError as exc:  # a topic-level problem (no action topic, bad encoding): name the bag too
+        message = str(exc)
+        if message.startswith(str(src)) or str(store.path) in message:
+            raise
+        raise ManipError(f"{src}: {message}") from None
     finally:
         reader.close()

@@ -163,6 +163,7 @@ def test_bag_without_an_action_topic_is_a_one_line_error(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "no action topic" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"manip data: {mcap}: no action topic")  # names the bag
     assert not (tmp_path / "out.zarr").exists()
 
 
