@@ -21,8 +21,8 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 apt_pkgs=(libosmesa6 libegl1 libgl1-mesa-dri libglx-mesa0 libusb-1.0-0 ffmpeg)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-PYTHON=${PYTHON:-python3}
-"$PYTHON" -m venv --help >/dev/null 2>&1 && "$PYTHON" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+source .ci/python.sh  # PYTHON: python3, or python3.11 where python3 is 3.10 (zarr 3.1 needs 3.11)
+missing+=("${apt_missing[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt: installing ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -30,14 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-  || { echo "setup.sh: $PYTHON is $("$PYTHON" -V 2>&1); manip needs Python >= 3.10 (set PYTHON=...)" >&2; exit 2; }
+python_at_least "$PYTHON" "3, 11" \
+  || { echo "setup.sh: $PYTHON is $("$PYTHON" -V 2>&1); manip[data] needs Python >= 3.11 (set PYTHON=...)" >&2; exit 2; }
 
 # 2. The project venv. A stamp of the inputs makes a second run a no-op.
 venv=${MANIP_VENV:-$root/.venv}
 pip_quiet=(-q --disable-pip-version-check)
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
-stamp=$(stamp_of pyproject.toml .ci/constraints.txt .ci/setup.sh)
+stamp=$(stamp_of pyproject.toml .ci/constraints.txt .ci/setup.sh .ci/python.sh)
 if [ ! -f "$venv/.manip-stamp-$stamp" ]; then
   [ -x "$venv/bin/python" ] || { say "creating $venv"; "$PYTHON" -m venv "$venv"; }
   py="$venv/bin/python"

@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${MANIP_ROS_VENV:-$(pwd)/.venv-ros}
-PYTHON=${PYTHON:-python3}
-stamp=$(cat .ci/setup_ros.sh pyproject.toml .ci/constraints.txt | sha256sum | cut -c1-16)
+source .ci/python.sh  # PYTHON: python3, or python3.11 where python3 is 3.10 (zarr 3.1 needs 3.11)
+[ ${#apt_missing[@]} -eq 0 ] || { echo "setup_ros.sh: run bash .ci/setup.sh --ros (needs apt: ${apt_missing[*]})" >&2; exit 2; }
+stamp=$(cat .ci/setup_ros.sh .ci/python.sh pyproject.toml .ci/constraints.txt | sha256sum | cut -c1-16)
 if [ -f "$venv/.manip-stamp-$stamp" ]; then echo "[setup] $venv is up to date" >&2; exit 0; fi
 [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
 py="$venv/bin/python"
