@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import ManipError
+from data.progress import progress
 
 LOWDIM = {"action": 7, "robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2, "object": 10}
 CAMERAS = ("agentview_image", "robot0_eye_in_hand_image")
@@ -288,7 +289,11 @@ def run(args: argparse.Namespace) -> dict:
     elif not Path(workdir).is_dir():
         raise ManipError(f"{workdir}: no such directory for --dir")
     try:
-        results = [store_case(case, args, Path(workdir)) for case in cases]
+        quiet = bool(getattr(args, "json", False))
+        results = [
+            store_case(case, args, Path(workdir))
+            for case in progress(cases, desc="bench data", quiet=quiet, unit="case")
+        ]
     finally:
         if temp is not None:
             temp.cleanup()

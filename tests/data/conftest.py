@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -61,3 +65,35 @@ def zip_store(directory, zip_path) -> None:
             for name in files:
                 full = os.path.join(root, name)
                 archive.write(full, os.path.relpath(full, directory))
+
+
+def run_on_a_tty(*args: str) -> tuple[int, str]:
+    """Run ``manip ARGS`` with stderr on a pseudo-terminal (progress enabled); return (exit code, stderr)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k != "MANIP_NO_PROGRESS"}
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns wide
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "data.cli.main", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=300), b"".join(chunks).decode(errors="replace")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bench import commands
+from tests.data.conftest import run_on_a_tty
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,3 +67,11 @@ def test_bench_out_that_is_a_directory_fails_before_running(tmp_path):
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"manip bench: {tmp_path}: is a directory; --out takes a file name\n"
+
+
+def test_bench_shows_progress_on_a_tty_and_none_in_json_mode():
+    args = ["bench", "data", "--cases", "lowdim", "--episodes", "1", "--steps", "16", "--samples", "2"]
+    code, stderr = run_on_a_tty(*args, "--no-codecs")
+    assert code == 0 and "bench data" in stderr, stderr
+    code, stderr = run_on_a_tty(*args, "--no-codecs", "--json")
+    assert code == 0 and stderr == "", stderr

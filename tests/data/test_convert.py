@@ -191,3 +191,11 @@ def test_damaged_zarr_source_is_refused_naming_the_source(tmp_path):
         convert(tmp_path / "nan.zarr", tmp_path / "b.zarr")
     assert str(info.value) == f"{tmp_path / 'nan.zarr'}: episode 1: 'action' contains NaN or inf"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.zarr", "src.zarr"]
+
+
+def test_cli_convert_shows_progress_on_a_tty(tmp_path):
+    from tests.data.conftest import run_on_a_tty
+
+    write_robomimic(tmp_path / "demo.hdf5", [3, 4])
+    code, stderr = run_on_a_tty("data", "convert", str(tmp_path / "demo.hdf5"), str(tmp_path / "out.zarr"))
+    assert code == 0 and "convert" in stderr and "2/2" in stderr, stderr
