@@ -57,6 +57,14 @@ def _demo_order(names) -> list[str]:
     return sorted(names, key=number)
 
 
+def _read(dataset, where: str) -> np.ndarray:
+    """All of ``dataset``; a damaged chunk (HDF5 raises OSError) is a one-line error naming it."""
+    try:
+        return dataset[()]
+    except OSError as exc:
+        raise ManipError(f"{where}/{dataset.name.rsplit('/', 1)[-1]}: unreadable ({exc})") from None
+
+
 def _episode_arrays(demo, where: str) -> dict[str, np.ndarray]:
     h5py = require("h5py", "data")
     arrays: dict[str, np.ndarray] = {}
@@ -68,9 +76,9 @@ def _episode_arrays(demo, where: str) -> dict[str, np.ndarray]:
                 continue
             for key, dataset in node.items():
                 if isinstance(dataset, h5py.Dataset):
-                    arrays[key] = dataset[()]
+                    arrays[key] = _read(dataset, f"{where}/obs")
         elif isinstance(node, h5py.Dataset):
-            arrays[RENAMES.get(name, name)] = node[()]
+            arrays[RENAMES.get(name, name)] = _read(node, where)
     if "action" not in arrays:
         raise ManipError(f"{where}: no 'actions' dataset")
     clash = set(RENAMES.values()) & {k for k in demo.get("obs", {})}

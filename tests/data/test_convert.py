@@ -199,3 +199,24 @@ def test_cli_convert_shows_progress_on_a_tty(tmp_path):
     write_robomimic(tmp_path / "demo.hdf5", [3, 4])
     code, stderr = run_on_a_tty("data", "convert", str(tmp_path / "demo.hdf5"), str(tmp_path / "out.zarr"))
     assert code == 0 and "convert" in stderr and "2/2" in stderr, stderr
+
+
+def test_robomimic_with_a_damaged_chunk_is_a_one_line_error_naming_the_dataset(tmp_path):
+    src = tmp_path / "damaged.hdf5"
+    with h5py.File(src, "w") as f:
+        demo = f.create_group("data/demo_0")
+        demo.create_dataset("actions", data=np.zeros((4, 7)))
+        frames = demo.create_dataset(
+            "obs/agentview_image",
+            data=np.ones((4, 8, 8, 3), np.uint8),
+            chunks=(1, 8, 8, 3),
+            compression="gzip",
+        )
+        offset, size = frames.id.get_chunk_info(1).byte_offset, frames.id.get_chunk_info(1).size
+    with src.open("r+b") as f:  # overwrite one compressed chunk with garbage
+        f.seek(offset)
+        f.write(b"\xff" * size)
+    with pytest.raises(ManipError) as info:
+        convert(src, tmp_path / "out.zarr")
+    assert str(info.value).startswith(f"{src}: data/demo_0/obs/agentview_image: unreadable")
+    assert "\n" not in str(info.value) and not (tmp_path / "out.zarr").exists()
