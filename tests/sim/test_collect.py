@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from simcli import manip
+from tests.sim.simcli import manip
 
 from data.store import EpisodeStore
 from sim.collect import collect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from simcli import manip, read_json
+from tests.sim.simcli import manip, read_json
 
 from sim.eval import CRASH_ENV
 from sim.stats import wilson_interval

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from simcli import manip
+from tests.sim.simcli import manip
 
 PROBE = "import sim.render as r; r.BACKENDS = ('bogus',); r.choose_gl_backend()"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from simcli import manip, read_json
+from tests.sim.simcli import manip, read_json
 
 SWEEP = """
 tasks: [Lift]
