@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from tests.sim.simcli import manip, read_json
 
 from sim.eval import CRASH_ENV
 from sim.stats import wilson_interval
+from tests.sim.simcli import manip, read_json
 
 CONTRACT_KEYS = {
     "task",

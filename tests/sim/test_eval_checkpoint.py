@@ -4,6 +4,7 @@ evaluated through LocalPolicySource → ChunkExecutor; the observation keys and 
 from __future__ import annotations
 
 import pytest
+
 from tests.sim.simcli import manip, read_json
 
 

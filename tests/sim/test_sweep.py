@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+
 from tests.sim.simcli import manip, read_json
 
 SWEEP = """
