@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -28,6 +30,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="...",
         help="--json, --out FILE and the target's own options (manip bench TARGET --help)",
     )
+
+
+def machine() -> dict:
+    """Where a benchmark's figures come from (every target's JSON carries it; add its own fields on top)."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def _load(target: str):

@@ -19,8 +19,6 @@ and lossy JPEG q90 / AVIF for reference): ratio, encode and decode MB/s, lossles
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.commands import machine
 from data.errors import ManipError
 from data.progress import progress
 
@@ -256,15 +255,6 @@ def codec_study(frames: np.ndarray, repeats: int = 3) -> list[dict]:
 
 
 # ---- entry -----------------------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1min": round(os.getloadavg()[0], 2),
-    }
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ def test_bench_data_json_and_out_file(tmp_path):
     figures = json.loads(result.stdout)
     assert json.loads(out.read_text()) == figures
     assert [c["case"] for c in figures["cases"]] == ["lowdim", "cams84"]
+    assert figures["machine"]["cpu_count"] == os.cpu_count() and figures["machine"]["python"]
     for case in figures["cases"]:
         assert (
             case["steps"] == 40
