@@ -323,14 +323,17 @@ class EpisodeStore:
 
     def _parse_meta(self, i: int, text: str) -> dict:
         meta: dict = {}
+        where = f"{self.path}/{EPISODE_META}: episode {i}"
         if text:
             try:
                 meta = json.loads(text)
             except json.JSONDecodeError:
-                raise ManipError(
-                    f"{self.path}/{EPISODE_META}: episode {i} metadata is not valid JSON"
-                ) from None
+                raise ManipError(f"{where} metadata is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise ManipError(f"{where} metadata is not a JSON object")
         meta.setdefault("success", None)
+        if meta["success"] not in (True, False, None):
+            raise ManipError(f"{where} success is {meta['success']!r}, not true/false/null")
         return meta
 
     def episode_meta(self, i: int) -> dict:

@@ -158,6 +158,22 @@ def test_cli_info_on_unreadable_episode_metadata_names_the_array(store_copy):
         assert f"{store_copy}/meta/episode_meta: cannot open" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[1, 2]", "episode 1 metadata is not a JSON object"),
+        ('{"success": "yes"}', "episode 1 success is 'yes'"),
+    ],
+)
+def test_cli_info_and_convert_on_bad_episode_metadata_are_one_line(store_copy, tmp_path, text, expected):
+    zarr.open_array(store_copy / "meta" / "episode_meta", mode="r+")[1] = text
+    for args in (["info", store_copy, "--json"], ["convert", store_copy, tmp_path / "out.zarr"]):
+        result = manip("data", *args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert f"{store_copy}/meta/episode_meta: {expected}" in result.stderr
+    assert any(expected in line for line in validate_store(store_copy).problems)
+
+
 def test_cli_info_on_a_file_that_is_not_a_store(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     result = manip("data", "info", tmp_path / "notes.txt")
