@@ -201,6 +201,10 @@ class EpisodeStore:
         for name in names:
             node = self._open_member(f"data/{name}")
             if node is not None and hasattr(node, "shape"):
+                if not node.shape:
+                    raise ManipError(
+                        f"{self.path}/data/{name}: a 0-d array; data/* arrays have time on axis 0"
+                    )
                 arrays[name] = _writing_every_chunk(node)
         return arrays
 

@@ -81,6 +81,10 @@ BREAKAGES = {
         lambda p: (p / "meta" / "episode_ends" / "zarr.json").write_text('{"shape": [3'),
         "episode_ends: cannot open",
     ),
+    "scalar_data_array": (
+        lambda p: zarr.open_group(p, mode="r+")["data"].create_array("scale", shape=(), dtype="f4"),
+        "data/scale: a 0-d array",
+    ),
     "truncated_episode_meta_metadata": (
         lambda p: (p / "meta" / "episode_meta" / "zarr.json").write_text('{"shape": [3'),
         "episode_meta: cannot open",
