@@ -10,7 +10,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
-from real_ros.params import CameraNodeParams, PolicyNodeParams, RecorderNodeParams, defaults
+from real_ros.params import (
+    LAUNCH_OVERRIDES,
+    CameraNodeParams,
+    PolicyNodeParams,
+    RecorderNodeParams,
+    defaults,
+    launch_overrides,
+)
 
 from tests.ros.conftest import PACKAGE, ROS_PYTHON
 
@@ -74,11 +81,10 @@ def test_launch_declares_the_documented_arguments_with_safe_defaults(launch_argu
     ):
         assert name in launch_arguments, name
     assert launch_arguments["dry_run"] == "true"
-    policy = defaults(PolicyNodeParams)
-    # each argument that maps to a parameter defaults to the parameter's own default
-    for name, default in launch_arguments.items():
-        if name in policy and default is not None:
-            assert yaml.safe_load(default) == policy[name] or (default == "" and policy[name] == ""), name
+    # every other argument that sets a parameter is empty by default: the params file's value holds
+    for name in LAUNCH_OVERRIDES:
+        if name != "dry_run":
+            assert launch_arguments[name] == "", name
 
 
 def test_launch_starts_executables_the_package_installs(launch_tree):
@@ -97,13 +103,42 @@ def test_launch_starts_executables_the_package_installs(launch_tree):
         )
 
 
-def test_launch_parameter_overrides_are_declared_by_the_node(launch_tree):
-    (overrides,) = [
-        n.value for n in ast.walk(launch_tree) if isinstance(n, ast.Assign) and n.targets[0].id == "overrides"
-    ]
-    names = {literal(k) for k in overrides.keys}
-    assert names <= set(defaults(PolicyNodeParams))
-    assert {"server_url", "dry_run", "control_rate_hz", "camera_topics", "command_interface"} <= names
+def test_launch_parameter_overrides_are_declared_by_the_node(launch_tree, launch_arguments):
+    policy = defaults(PolicyNodeParams)
+    assert set(LAUNCH_OVERRIDES) <= set(policy) and set(LAUNCH_OVERRIDES) <= set(launch_arguments)
+    assert {"server_url", "dry_run", "control_rate_hz", "camera_topics", "command_interface"} <= set(
+        LAUNCH_OVERRIDES
+    )
+    for name, kind in LAUNCH_OVERRIDES.items():
+        assert isinstance(policy[name], kind), name
+    # the policy node is built at launch time from params_file + launch_overrides(the given arguments)
+    (opaque,) = calls(launch_tree, "OpaqueFunction")
+    assert ast.unparse(keywords(opaque)["function"]) == "policy_node"
+    (function,) = [n for n in launch_tree.body if isinstance(n, ast.FunctionDef) and n.name == "policy_node"]
+    assert calls(function, "launch_overrides") and calls(function, "Node")
+
+
+def test_launch_overrides_keep_the_params_file_for_empty_arguments_and_type_the_rest():
+    assert launch_overrides({name: "" for name in LAUNCH_OVERRIDES}) == {}
+    assert launch_overrides({"dry_run": "true"}) == {"dry_run": True}
+    given = {
+        "server_url": "ws://gpu:8000",
+        "control_rate_hz": "15",
+        "camera_topics": "['/front/color/image_raw', '/wrist/color/image_raw']",
+        "command_interface": "cartesian",
+        "dry_run": "false",
+    }
+    assert launch_overrides(given) == {
+        "server_url": "ws://gpu:8000",
+        "control_rate_hz": 15.0,
+        "camera_topics": ["/front/color/image_raw", "/wrist/color/image_raw"],
+        "command_interface": "cartesian",
+        "dry_run": False,
+    }
+    assert launch_overrides({"camera_topics": "/only/image_raw"}) == {"camera_topics": ["/only/image_raw"]}
+    for name, text in (("control_rate_hz", "fast"), ("dry_run", "maybe"), ("camera_topics", "[1, 2]")):
+        with pytest.raises(ValueError, match=f"launch argument {name}:="):
+            launch_overrides({name: text})
 
 
 def test_package_metadata_names_the_package_real_and_its_module_real_ros():

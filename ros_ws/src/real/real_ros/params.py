@@ -139,3 +139,43 @@ def declare_params(node, params_class):
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             raise ValueError(f"parameter '{name}': {' '.join(str(exc).split())}") from None
     return from_values(params_class, values)
+
+
+# bringup.launch.py arguments that set policy_node parameters: name → type. An argument left empty keeps the
+# params file's value (so a lab's my_robot.yaml is not silently reset to the defaults); dry_run defaults to
+# "true" and always applies, so actuation is opted into on the command line.
+LAUNCH_OVERRIDES = {
+    "server_url": str,
+    "token_file": str,
+    "control_rate_hz": float,
+    "camera_topics": list,
+    "camera_transport": str,
+    "joint_state_topic": str,
+    "command_interface": str,
+    "command_topic": str,
+    "dry_run": bool,
+}
+
+
+def launch_overrides(arguments: dict[str, str]) -> dict:
+    """policy_node parameter overrides from launch-argument text (``""``: keep the params file's value).
+
+    Non-string values are read as YAML (``"['/a', '/b']"`` → a list, ``"false"`` → False); a value of the wrong
+    type raises ``ValueError`` naming the argument.
+    """
+    import yaml
+
+    out = {}
+    for name, kind in LAUNCH_OVERRIDES.items():
+        text = arguments.get(name, "")
+        if text == "":
+            continue
+        value = text if kind is str else yaml.safe_load(text)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is list and isinstance(value, str):
+            value = [value]
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+            raise ValueError(f"launch argument {name}:={text} is not a {kind.__name__}")
+        out[name] = value
+    return out
