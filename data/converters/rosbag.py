@@ -229,9 +229,11 @@ def convert(src: Path, store: EpisodeStore, *, quiet: bool = True) -> None:
         last_ns = 0
         connections = [c for c in reader.connections if c.topic in by_topic]
         total = sum(c.msgcount for c in connections)
+        read = 0
         for connection, t_ns, raw in progress(
             reader.messages(connections=connections), desc="convert", total=total, quiet=quiet, unit="msg"
         ):
+            read += 1
             while next_step is not None and t_ns > next_step:
                 recorder.add_step(*_step(latest, streams, next_step))
                 next_step += dt_ns
@@ -242,6 +244,8 @@ def convert(src: Path, store: EpisodeStore, *, quiet: bool = True) -> None:
                 latest[stream.key] = value
             if next_step is None and needed <= set(latest):
                 next_step = t_ns
+        if read < total:  # the bag's index lists messages its data no longer holds (a damaged file)
+            raise ManipError(f"{src}: damaged bag: only {read} of the {total} indexed messages are readable")
         while next_step is not None and next_step <= last_ns:
             recorder.add_step(*_step(latest, streams, next_step))
             next_step += dt_ns

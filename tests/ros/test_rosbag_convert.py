@@ -183,3 +183,18 @@ def test_a_sidecar_mapping_picks_topics_keys_and_rate(bag, tmp_path):
     sidecar.write_text("rate_hz: 5\nframes_per_second: 3\n")
     result = manip_convert(local, tmp_path / "bad.zarr")
     assert result.returncode != 0 and "frames_per_second" in result.stderr
+
+
+def test_a_damaged_mcap_is_refused_not_converted_short(bag, tmp_path):
+    (mcap,) = bag.glob("*.mcap")
+    data = bytearray(mcap.read_bytes())
+    third = len(data) // 3
+    data[third : third + 3000] = b"A" * 3000  # overwrite part of the message data
+    damaged = tmp_path / "damaged.mcap"
+    damaged.write_bytes(bytes(data))
+    result = manip_convert(damaged, tmp_path / "out.zarr")
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith(f"manip data: {damaged}: ") and result.stderr.count("\n") == 1, (
+        result.stderr
+    )
+    assert not (tmp_path / "out.zarr").exists()
