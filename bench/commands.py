@@ -86,4 +86,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def standalone(target: str, argv: list[str] | None = None) -> int:
+    """``python -m bench.TARGET [options]``: the same as ``manip bench TARGET [options]``."""
+    from data.cli.main import main
+
+    return main(["bench", target, *(sys.argv[1:] if argv is None else argv)])
+
+
 VERB = Verb(help="run a benchmark and print its figures", configure=configure, run=run)

@@ -11,7 +11,6 @@ repeats p99 is close to the maximum); the cases are timed round-robin so load ch
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from dataclasses import dataclass
 
@@ -163,18 +162,16 @@ def time_case(case: Case, repeats: int, warmup: int, policy_overrides: dict | No
 
 
 def machine() -> dict:
-    """Where the figures come from."""
-    import os
-
+    """Where the figures come from: the shared machine facts plus torch's version and threads."""
     import torch
 
+    from bench.commands import machine as base_machine
+
     return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
+        **base_machine(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "device": "cpu",
-        "load_avg_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -236,19 +233,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.inference [--json]`` (same as ``manip bench inference``)."""
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.splitlines()[0])
-    configure(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args(argv)
-    report = run(args)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from bench.commands import standalone
+
+    raise SystemExit(standalone("inference"))

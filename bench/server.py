@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import time
 
 import numpy as np
 
+from bench.commands import machine
 from data.errors import ManipError
 from real.client import AsyncPolicyClient, PolicyClient
 from real.launch import start_server
@@ -40,16 +39,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model-ms", type=float, default=20.0, help="synthetic model time per forward pass")
     parser.add_argument("--checkpoint", default=None, help="use this checkpoint for the throughput cases")
-
-
-def machine() -> dict:
-    """Where the figures come from (no torch import: the serving path does not need it)."""
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1min": round(os.getloadavg()[0], 2),
-    }
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -180,19 +169,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.server [--json]`` (same as ``manip bench server``)."""
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m bench.server", description=__doc__.splitlines()[0])
-    configure(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args(argv)
-    report = run(args)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from bench.commands import standalone
+
+    raise SystemExit(standalone("server"))

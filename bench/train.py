@@ -135,19 +135,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.train [--json]`` (same as ``manip bench train``)."""
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.splitlines()[0])
-    configure(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args(argv)
-    report = run(args)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from bench.commands import standalone
+
+    raise SystemExit(standalone("train"))
