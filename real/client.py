@@ -161,11 +161,8 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     return (*_CONNECTION_ERRORS, WebSocketException, InvalidHandshake)
 
 
-class PolicyClient:
-    """Blocking client. ``metadata`` connects on first use; ``infer`` returns a :class:`Reply`.
-
-    ``request(obs, t_obs, prefix=None, instruction=None)`` is the :class:`ChunkSource` form (chunk only).
-    """
+class _ClientBase:
+    """What the blocking and the asyncio client share: the session state and the constructor."""
 
     def __init__(
         self,
@@ -180,6 +177,13 @@ class PolicyClient:
         self.session = _Session(url, token, request_timeout_s, max_frame_bytes, backoff or Backoff())
         self.connect_timeout_s = connect_timeout_s
         self.ws = None
+
+
+class PolicyClient(_ClientBase):
+    """Blocking client. ``metadata`` connects on first use; ``infer`` returns a :class:`Reply`.
+
+    ``request(obs, t_obs, prefix=None, instruction=None)`` is the :class:`ChunkSource` form (chunk only).
+    """
 
     # -- connection -----------------------------------------------------------------------------------------
     def connect(self) -> SourceMetadata:
@@ -281,25 +285,11 @@ class PolicyClient:
         return (time.perf_counter() - sent) * 1e3
 
 
-class AsyncPolicyClient:
+class AsyncPolicyClient(_ClientBase):
     """Asyncio client with the same behaviour as :class:`PolicyClient` (``await client.infer(...)``).
 
     ``metadata`` is available after ``await client.connect()``.
     """
-
-    def __init__(
-        self,
-        url: str,
-        token: str | None = None,
-        *,
-        request_timeout_s: float = 10.0,
-        connect_timeout_s: float = 5.0,
-        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-        backoff: Backoff | None = None,
-    ):
-        self.session = _Session(url, token, request_timeout_s, max_frame_bytes, backoff or Backoff())
-        self.connect_timeout_s = connect_timeout_s
-        self.ws = None
 
     async def connect(self) -> SourceMetadata:
         """Connect now (or raise :class:`ServerUnavailable`); returns the server's metadata."""
