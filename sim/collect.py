@@ -17,6 +17,7 @@ from data.errors import ManipError
 from data.progress import progress_enabled
 from sim.devices.base import Device
 from sim.env import ManipEnv
+from sim.tasks import controller_for
 
 SUCCESS_EXTRA_STEPS = 5  # keep a few steps after success so the demo ends at rest
 
@@ -83,9 +84,7 @@ def collect(
     recorder = Recorder(open_store(out))
     controller = None
     if policy is not None:
-        from real.loop import ChunkedController
-
-        controller = ChunkedController(policy, instruction=env.task.instruction)
+        controller = controller_for(policy, env.task)
     report = CollectReport()
     status = StatusLine(progress_enabled(quiet))
     limit = max_attempts if max_attempts is not None else max(3 * episodes, episodes + 10)

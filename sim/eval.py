@@ -18,6 +18,7 @@ from pathlib import Path
 from data.errors import ManipError
 from data.progress import progress
 from sim.stats import percentiles_ms, wilson_interval
+from sim.tasks import controller_for
 
 CRASH_ENV = "MANIP_EVAL_CRASH_SEEDS"  # testing hook: comma-separated seeds whose worker process dies
 VIDEO_SIZE = 128
@@ -90,13 +91,11 @@ def run_episode(job: EpisodeJob) -> dict:
     """Run one episode; returns its per-episode record plus the policy's request times (seconds)."""
     if str(job.seed) in os.environ.get(CRASH_ENV, "").split(","):
         os._exit(3)  # simulate a hard worker crash (testing hook)
-    from real.loop import ChunkedController
-
     source, env = _source_and_env(job)
     obs = env.reset(seed=job.seed)
     if hasattr(source, "start_episode"):
         source.start_episode(job.seed)
-    controller = ChunkedController(source, instruction=env.task.instruction)
+    controller = controller_for(source, env.task)
     frames = []
     success, steps = False, 0
     for step in range(env.horizon):

@@ -9,6 +9,8 @@ from data.errors import ManipError
 OBS_MODES = ("lowdim", "image")
 CAMERAS = ("agentview", "robot0_eye_in_hand")
 CONTROL_RATE_HZ = 20
+GRIPPER_DIM = 6
+"""Index of the gripper command in the 7-D OSC_POSE-delta + gripper action."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,19 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("Door", "Door", 400, "open the door"),
     )
 }
+
+
+def controller_for(source, task: TaskSpec):
+    """The per-tick :class:`real.loop.ChunkedController` for ``source`` in ``task``.
+
+    A hold (no fresh chunk, non-finite action) sends zero motion but keeps the last gripper command, so a held
+    robot does not drop what it carries (the executor's default hold zeroes every dimension).
+    """
+    from real.loop import ChunkedController, executor_config_for
+    from real.safety import SafetyConfig
+
+    config = executor_config_for(source.metadata, safety=SafetyConfig(hold_keep=[GRIPPER_DIM]))
+    return ChunkedController(source, config, instruction=task.instruction)
 
 
 def get_task(name: str) -> TaskSpec:
