@@ -97,6 +97,8 @@ def test_wilson_interval_known_values():
     low, high = wilson_interval(8, 10)
     assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(50, 50)[1] == 1.0  # exact, so results.json shows 1.0
+    assert wilson_interval(0, 50)[0] == 0.0
 
 
 @pytest.mark.parametrize(
