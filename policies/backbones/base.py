@@ -30,6 +30,21 @@ BACKBONES = Registry(
 class Backbone(nn.Module):
     """Base class: ``forward(x, time, cond, time2=None) -> (B, H, A)``."""
 
+    def add_film_time_embeddings(self, time_embed_dim: int, cond_dim: int, uses_time2: bool) -> int:
+        """Create ``time_embed`` (and ``time2_embed`` for MeanFlow); return the FiLM conditioning width."""
+        self.time_embed = time_mlp(time_embed_dim)
+        self.time2_embed = time_mlp(time_embed_dim) if uses_time2 else None
+        return time_embed_dim * (2 if uses_time2 else 1) + cond_dim
+
+    def film_conditioning(
+        self, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The FiLM input: time embedding(s) and the observation conditioning, concatenated ``(B, film_dim)``."""
+        parts = [self.time_embed(time)]
+        if self.time2_embed is not None:
+            parts.append(self.time2_embed(time if time2 is None else time2))
+        return torch.cat([*parts, cond], dim=-1)
+
     def forward(
         self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
     ) -> torch.Tensor:  # pragma: no cover - interface

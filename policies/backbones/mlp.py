@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from data.config import StrictConfig
-from policies.backbones.base import BACKBONES, Backbone, time_mlp
+from policies.backbones.base import BACKBONES, Backbone
 
 
 class MLPBackboneConfig(StrictConfig):
@@ -41,9 +41,7 @@ class MLPBackbone(Backbone):
     ):
         super().__init__()
         self.horizon, self.action_dim = horizon, action_dim
-        self.time_embed = time_mlp(config.time_embed_dim)
-        self.time2_embed = time_mlp(config.time_embed_dim) if uses_time2 else None
-        film_dim = config.time_embed_dim * (2 if uses_time2 else 1) + cond_dim
+        film_dim = self.add_film_time_embeddings(config.time_embed_dim, cond_dim, uses_time2)
         self.inp = nn.Linear(horizon * action_dim, config.width)
         self.blocks = nn.ModuleList([ResidualBlock(config.width, film_dim) for _ in range(config.depth)])
         self.out = nn.Sequential(nn.LayerNorm(config.width), nn.Linear(config.width, horizon * action_dim))
@@ -51,10 +49,7 @@ class MLPBackbone(Backbone):
     def forward(
         self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
     ) -> torch.Tensor:
-        parts = [self.time_embed(time)]
-        if self.time2_embed is not None:
-            parts.append(self.time2_embed(time if time2 is None else time2))
-        film = torch.cat([*parts, cond], dim=-1)
+        film = self.film_conditioning(time, cond, time2)
         h = self.inp(x.reshape(x.shape[0], -1))
         for block in self.blocks:
             h = block(h, film)

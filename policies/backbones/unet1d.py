@@ -9,7 +9,7 @@ from torch import nn
 
 from data.config import StrictConfig
 from data.errors import ManipError
-from policies.backbones.base import BACKBONES, Backbone, time_mlp
+from policies.backbones.base import BACKBONES, Backbone
 
 
 class UNet1DConfig(StrictConfig):
@@ -73,9 +73,7 @@ class UNet1D(Backbone):
         bad = [d for d in config.down_dims if d % config.n_groups]
         if bad:
             raise ManipError(f"unet1d: down_dims {bad} not divisible by n_groups={config.n_groups}")
-        self.time_embed = time_mlp(config.time_embed_dim)
-        self.time2_embed = time_mlp(config.time_embed_dim) if uses_time2 else None
-        film_dim = config.time_embed_dim * (2 if uses_time2 else 1) + cond_dim
+        film_dim = self.add_film_time_embeddings(config.time_embed_dim, cond_dim, uses_time2)
         block = dict(
             cond_dim=film_dim,
             kernel_size=config.kernel_size,
@@ -116,10 +114,7 @@ class UNet1D(Backbone):
     def forward(
         self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
     ) -> torch.Tensor:
-        parts = [self.time_embed(time)]
-        if self.time2_embed is not None:
-            parts.append(self.time2_embed(time if time2 is None else time2))
-        film = torch.cat([*parts, cond], dim=-1)
+        film = self.film_conditioning(time, cond, time2)
         h = x.transpose(1, 2)
         skips = []
         for res1, res2, downsample in self.down:
