@@ -163,6 +163,12 @@ class Policy(nn.Module):
         actions = self.normalizer.unnormalize({ACTION_KEY: sample})[ACTION_KEY]
         return actions.float().cpu().numpy()
 
+    @staticmethod
+    def training_dataset(dataset):
+        """The dataset the trainer iterates, built from a ``ChunkDataset``; a policy that needs more per item
+        (the VLA: each episode's instruction) overrides this to wrap it."""
+        return dataset
+
     def save_pretrained(self, path) -> None:
         """Write ``model.safetensors`` + ``config.json`` to ``path`` (see :mod:`policies.checkpoint`)."""
         from policies.checkpoint import save_pretrained

@@ -58,7 +58,7 @@ def build_policy_and_dataset(config: TrainConfig):
     modes = {key: pc.normalizer.get(key, "minmax") for key in [*lowdim, ACTION_KEY]}
     normalizer = Normalizer.fit(dataset.iter_episodes([*lowdim, ACTION_KEY]), modes)
     policy = POLICY_TYPES.get(pc.type).cls(pc, obs_spec, action_spec, normalizer)
-    return policy, dataset
+    return policy, policy.training_dataset(dataset)
 
 
 def run_training(

@@ -167,16 +167,8 @@ def test_vla_trains_from_a_zarr_store_with_per_episode_instructions(vla, tmp_pat
     from torch.utils.data import DataLoader
 
     from data.dataset import ChunkDataset
-    from data.store import EpisodeStore
 
-    store = EpisodeStore.create(tmp_path / "multi.zarr")
-    rng = np.random.default_rng(0)
-    for length, instruction in ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])):
-        steps = {k: rng.normal(size=(length, *OBS_SPEC[k].shape)).astype(np.float32) for k in LOWDIM}
-        for f in OBS_SPEC.of_kind("rgb"):
-            steps[f.name] = rng.integers(0, 256, size=(length, *f.shape), dtype=np.uint8)
-        steps["action"] = rng.uniform(-1, 1, size=(length, 7)).astype(np.float32)
-        store.add_episode(steps, {"task": "t", "instruction": instruction, "success": True})
+    store = write_instruction_store(tmp_path / "multi.zarr", ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])))
     dataset = ChunkDataset(store, vla.config.obs_keys, horizon=8, n_obs_steps=2, n_action_steps=4)
     wrapped = vla.training_dataset(dataset)
     first_windows = int((wrapped.window_episode == 0).sum())
@@ -188,6 +180,38 @@ def test_vla_trains_from_a_zarr_store_with_per_episode_instructions(vla, tmp_pat
     loss, _ = vla.train().compute_loss(batch)
     vla.eval()
     assert torch.isfinite(loss)
+
+
+def write_instruction_store(path, lengths_and_instructions, seed: int = 0):
+    """A small image + proprio store whose episodes carry language instructions in their metadata."""
+    from data.store import EpisodeStore
+
+    store = EpisodeStore.create(path)
+    rng = np.random.default_rng(seed)
+    for length, instruction in lengths_and_instructions:
+        steps = {k: rng.normal(size=(length, *OBS_SPEC[k].shape)).astype(np.float32) for k in LOWDIM}
+        for f in OBS_SPEC.of_kind("rgb"):
+            steps[f.name] = rng.integers(0, 256, size=(length, *f.shape), dtype=np.uint8)
+        steps["action"] = rng.uniform(-1, 1, size=(length, 7)).astype(np.float32)
+        store.add_episode(steps, {"task": "t", "instruction": instruction, "success": True})
+    return store
+
+
+def test_manip_train_feeds_instructions_to_a_vla(tmp_path):
+    """The training entry point (what ``manip train`` runs) hands the VLA instruction-carrying items."""
+    import yaml
+
+    from policies.train_config import load_train_config
+    from policies.training import build_policy_and_dataset
+
+    write_instruction_store(tmp_path / "multi.zarr", ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])))
+    config_path = tmp_path / "vla.yaml"
+    config_path.write_text(
+        yaml.safe_dump({"task": "Lift", "data": {"path": str(tmp_path / "multi.zarr")}, "policy": TINY_VLA})
+    )
+    policy, dataset = build_policy_and_dataset(load_train_config(config_path))
+    assert policy.config.type == "vla"
+    assert {dataset[0]["instruction"], dataset[len(dataset) - 1]["instruction"]} == set(INSTRUCTIONS)
 
 
 def test_vla_training_data_needs_instructions(vla, tmp_path):
