@@ -20,15 +20,3 @@ class Verb:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     description: str | None = None
-
-
-def not_available_yet(help_text: str, issue: str) -> Verb:
-    """A placeholder verb for work that has not landed: ``--help`` works, running it says so and exits 3."""
-
-    def run(_args: argparse.Namespace) -> int:
-        import sys
-
-        print(f"manip: this verb is not available yet ({issue})", file=sys.stderr)
-        return 3
-
-    return Verb(help=help_text, configure=lambda _parser: None, run=run)
