@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
+from tests.cli import manip
+
 VERBS = ["demo", "data", "collect", "train", "eval", "sweep", "serve", "bench"]
-
-
-def manip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "data.cli.main", *args], capture_output=True, text=True, timeout=120
-    )
 
 
 def test_top_level_help_lists_every_verb():

@@ -140,7 +140,7 @@ class _CreatesFileWhenUnpickled:
 def test_v2_object_array_with_a_pickle_codec_is_refused_not_unpickled(tmp_path, dp_episodes):
     import numcodecs
 
-    from tests.data.test_validate import manip
+    from tests.cli import manip
 
     path = tmp_path / "dp.zarr"
     write_dp_v2_store(path, dp_episodes)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +11,8 @@ import pytest
 import zarr
 
 from data.validate import validate_store
+from tests.cli import manip
 from tests.data.conftest import fill_store
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def manip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "data.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from data.store import EpisodeStore
 from sim.collect import collect
 from sim.devices.scripted import ScriptedDevice
 from sim.env import make_env
-from tests.sim.simcli import manip
+from tests.cli import manip
 
 
 def test_collect_cli_writes_a_valid_store_with_metadata(tmp_path):

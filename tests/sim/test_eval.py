@@ -8,7 +8,7 @@ import pytest
 
 from sim.eval import CRASH_ENV
 from sim.stats import wilson_interval
-from tests.sim.simcli import manip, read_json
+from tests.cli import manip, read_json
 
 CONTRACT_KEYS = {
     "task",

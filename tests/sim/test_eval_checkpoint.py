@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.simcli import manip, read_json
+from tests.cli import manip, read_json
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.sim.simcli import manip
+from tests.cli import manip
 
 PROBE = "import sim.render as r; r.BACKENDS = ('bogus',); r.choose_gl_backend()"
 

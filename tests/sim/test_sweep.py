@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from tests.sim.simcli import manip, read_json
+from tests.cli import manip, read_json
 
 SWEEP = """
 tasks: [Lift]
