@@ -29,7 +29,7 @@ class ChunkPolicy(Policy):
         self.backbone = entry.cls(
             self.action_dim,
             config.horizon,
-            self.encoder.cond_dim,
+            self.encoder.cond_dim + self.head.extra_cond_dim(config.horizon),
             self.head.uses_time2,
             BACKBONES.parse_params(config.backbone.name, config.backbone.params, "policy.backbone"),
         )

@@ -200,7 +200,7 @@ class VLAPolicy(Policy):
         self.backbone = entry.cls(
             self.action_dim,
             config.horizon,
-            self.cond_dim,
+            self.cond_dim + self.head.extra_cond_dim(config.horizon),
             self.head.uses_time2,
             BACKBONES.parse_params(config.backbone.name, config.backbone.params, "policy.backbone"),
         )

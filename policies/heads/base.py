@@ -5,7 +5,9 @@ chunks (``loss``) and how chunks are drawn from it (``sample``). The number of s
 argument. ``prefix (B, P, A)`` (normalized) is real-time-chunking inpainting: the first ``P`` actions of every
 sample are held to the prefix during sampling and equal it exactly in the result.
 
-Heads are built as ``cls(config)``; ``uses_time2`` tells the backbone whether a second time input is needed.
+Heads are built as ``cls(config)``; ``uses_time2`` tells the backbone whether a second time input is needed and
+``extra_cond_dim(horizon)`` how many features the head appends to the observation conditioning (a prefix mask for
+heads trained with action-prefix conditioning).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class GenerativeHead:
 
     uses_time2: bool = False
     default_steps: int = 1
+
+    def extra_cond_dim(self, horizon: int) -> int:
+        """Features this head appends to the conditioning vector (0 unless it is prefix-conditioned)."""
+        return 0
 
     def loss(
         self, backbone, actions: torch.Tensor, cond: torch.Tensor

@@ -1,4 +1,12 @@
-"""Flow-matching head: rectified flow from noise (t=0) to data (t=1); Euler or Heun sampling with N steps."""
+"""Flow-matching head: rectified flow from noise (t=0) to data (t=1); Euler or Heun sampling with N steps.
+
+Real-time chunking (a ``prefix`` at sampling) works two ways. By default the prefix is inpainted: held where the
+flow path puts it at each step, so the rest of the chunk is drawn around it. With ``prefix_training > 0`` the head
+is also *trained* for it (training-time action conditioning): that share of training chunks get a clean prefix of
+1..``max_prefix`` ground-truth actions, the backbone is told which steps are given (a mask appended to the
+conditioning) and learns only the rest; at sampling the prefix is given clean, exactly as in training. This is
+what lets a chunk requested from an old observation continue the actions that actually ran meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from data.config import StrictConfig
 from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps, hold_prefix, initial_noise
@@ -20,6 +29,10 @@ class FlowHeadConfig(StrictConfig):
     solver: Literal["euler", "heun"] = "euler"
     default_steps: int = 10
     time_scale: float = 100.0
+    prefix_training: float = Field(0.0, ge=0, le=1)
+    """Share of training chunks given a clean action prefix (0: no prefix conditioning, plain inpainting)."""
+    max_prefix: int = Field(10, ge=1)
+    """Longest training prefix (clipped to horizon - 1); cover the delay in ticks you expect at deployment."""
 
 
 @HEADS.register("flow", FlowHeadConfig)
@@ -29,6 +42,20 @@ class FlowHead(GenerativeHead):
     def __init__(self, config: FlowHeadConfig):
         self.config = config
         self.default_steps = config.default_steps
+
+    @property
+    def prefix_conditioned(self) -> bool:
+        return self.config.prefix_training > 0
+
+    def extra_cond_dim(self, horizon: int) -> int:
+        return horizon if self.prefix_conditioned else 0
+
+    def _training_prefix_mask(self, batch: int, horizon: int, device) -> torch.Tensor:
+        """(B, H) bool: True on the clean prefix steps of each training chunk."""
+        longest = max(1, min(self.config.max_prefix, horizon - 1))
+        lengths = torch.randint(1, longest + 1, (batch,), device=device)
+        lengths = torch.where(torch.rand(batch, device=device) < self.config.prefix_training, lengths, 0)
+        return torch.arange(horizon, device=device)[None, :] < lengths[:, None]
 
     def _sample_time(self, batch: int, device) -> torch.Tensor:
         if self.config.time_sampling == "beta":
@@ -46,17 +73,31 @@ class FlowHead(GenerativeHead):
         noise = torch.randn_like(actions)
         t = self._sample_time(actions.shape[0], actions.device)
         x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * actions
-        loss = F.mse_loss(self.velocity(backbone, x_t, t, cond), actions - noise)
+        if not self.prefix_conditioned:
+            loss = F.mse_loss(self.velocity(backbone, x_t, t, cond), actions - noise)
+            return loss, {"loss": float(loss.detach())}
+        given = self._training_prefix_mask(actions.shape[0], actions.shape[1], actions.device)
+        x_t = torch.where(given[..., None], actions, x_t)
+        velocity = self.velocity(backbone, x_t, t, torch.cat([cond, given.to(cond.dtype)], dim=-1))
+        learned = (~given)[..., None].to(actions.dtype).expand_as(actions)
+        loss = ((velocity - (actions - noise)) ** 2 * learned).sum() / learned.sum().clamp_min(1.0)
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
     def sample(self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None):
         steps = check_steps(steps, self.default_steps)
-        check_prefix(prefix, cond.shape[0], horizon, action_dim)
+        given = check_prefix(prefix, cond.shape[0], horizon, action_dim)
         noise = initial_noise(cond, horizon, action_dim, generator)
+        if (
+            self.prefix_conditioned
+        ):  # the prefix is given clean, and the backbone is told which steps it covers
+            mask = (torch.arange(horizon, device=cond.device) < given).to(cond.dtype)
+            cond = torch.cat([cond, mask.expand(cond.shape[0], horizon)], dim=-1)
 
-        def on_path(t: float) -> torch.Tensor | None:  # the prefix where the flow path puts it at time t
-            return None if prefix is None else (1 - t) * noise[:, : prefix.shape[1]] + t * prefix
+        def on_path(t: float) -> torch.Tensor | None:  # where the prefix is held at time t
+            if prefix is None or self.prefix_conditioned:
+                return prefix
+            return (1 - t) * noise[:, : prefix.shape[1]] + t * prefix
 
         x, dt = noise, 1.0 / steps
         for i in range(steps):

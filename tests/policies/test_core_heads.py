@@ -15,6 +15,7 @@ HEAD_PARAMS = {
     "diffusion-ddpm-sample": {"sampler": "ddpm", "prediction_type": "sample", "num_train_timesteps": 20},
     "flow": {"solver": "euler", "default_steps": 4},
     "flow-heun-beta": {"solver": "heun", "time_sampling": "beta", "default_steps": 3},
+    "flow-prefix": {"default_steps": 4, "prefix_training": 0.5, "max_prefix": 4},
     "meanflow": {},
 }
 
@@ -29,7 +30,8 @@ def build(variant: str, backbone: str = "unet1d"):
     name = variant.split("-")[0]
     head = HEADS.get(name).cls(HEADS.parse_params(name, HEAD_PARAMS[variant], "head"))
     config = BACKBONES.parse_params(backbone, BACKBONE_PARAMS[backbone], "bb")
-    return head, BACKBONES.get(backbone).cls(ACTION_DIM, HORIZON, COND_DIM, head.uses_time2, config)
+    cond_dim = COND_DIM + head.extra_cond_dim(HORIZON)
+    return head, BACKBONES.get(backbone).cls(ACTION_DIM, HORIZON, cond_dim, head.uses_time2, config)
 
 
 class CountingBackbone(torch.nn.Module):
