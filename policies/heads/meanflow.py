@@ -4,13 +4,24 @@ Path ``z_t = (1 - t) x + t e`` (t=0 data, t=1 noise), instantaneous velocity ``v
 the average velocity ``u(z, r, t)`` over ``[r, t]``; training regresses it onto the MeanFlow identity target
 ``u_tgt = v - (t - r) d/dt u(z_t, r, t)`` (stop-gradient), where the total derivative comes from one
 ``torch.func.jvp`` with tangents ``(v, 0, 1)``. Sampling from noise takes ``z_r = z_t - (t - r) u`` per step:
-ONE network evaluation for the default single step. Classifier-free guidance is not implemented (the policies
-here are conditioned on observations only).
+ONE network evaluation for the default single step.
+
+Classifier-free guidance (``cfg_scale`` ω != 1; the paper's CFG section) is learned at training time, so sampling
+stays at one network evaluation: the network models the *guided* average velocity directly. A ``cond_dropout``
+share of training samples get the unconditional input (observation conditioning zeroed, plus a 1-feature
+"conditioned" flag appended by the head, so the null input never collides with a real, e.g. all-zero normalized,
+observation). For the conditioned samples the instantaneous velocity in the target (and the JVP tangent) becomes
+``v_cfg = ω (e - x) + (1 - ω) u(z_t, t, t | ∅)``, the unconditional term from one extra no-grad forward (``r = t``,
+where the average velocity is the instantaneous one); dropped samples keep ``v = e - x``. Sampling feeds the real
+conditioning with the flag set: one evaluation, guidance included. ω = 1 is exactly the unguided head (same
+backbone inputs, same random draws, no extra forward), so existing checkpoints load unchanged. The paper's
+additional κ mixing term (conditional ``u`` in the target) is not implemented.
 """
 
 from __future__ import annotations
 
 import torch
+from pydantic import Field, model_validator
 from torch.func import jvp
 
 from data.config import StrictConfig
@@ -18,7 +29,7 @@ from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps
 
 
 class MeanFlowHeadConfig(StrictConfig):
-    """(r, t) sampling (logit-normal, fraction with r != t), adaptive loss weighting power, time scale."""
+    """(r, t) sampling (logit-normal, fraction with r != t), adaptive loss weighting power, time scale, CFG."""
 
     ratio_r_neq_t: float = 0.25
     logit_normal_mean: float = -0.4
@@ -27,6 +38,18 @@ class MeanFlowHeadConfig(StrictConfig):
     adaptive_weight_eps: float = 1e-3
     default_steps: int = 1
     time_scale: float = 100.0
+    cfg_scale: float = Field(1.0, ge=0)
+    """Classifier-free guidance scale ω, trained in (1: off, exactly the unguided head; > 1 sharpens)."""
+    cond_dropout: float = Field(0.1, ge=0, lt=1)
+    """Share of training samples given the unconditional input; used only when ``cfg_scale != 1``."""
+
+    @model_validator(mode="after")
+    def _guidance_needs_dropout(self):
+        if self.cfg_scale != 1.0 and self.cond_dropout <= 0:
+            raise ValueError(
+                "cfg_scale != 1 needs cond_dropout > 0 (the unconditional model is never trained)"
+            )
+        return self
 
 
 @HEADS.register("meanflow", MeanFlowHeadConfig)
@@ -38,6 +61,19 @@ class MeanFlowHead(GenerativeHead):
     def __init__(self, config: MeanFlowHeadConfig):
         self.config = config
         self.default_steps = config.default_steps
+
+    @property
+    def guided(self) -> bool:
+        return self.config.cfg_scale != 1.0
+
+    def extra_cond_dim(self, horizon: int) -> int:
+        return 1 if self.guided else 0
+
+    @staticmethod
+    def _flagged(cond: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``cond`` where ``keep`` (B,) else zeros, with ``keep`` appended as the "conditioned" feature."""
+        flag = keep.to(cond.dtype)[:, None]
+        return torch.cat([torch.where(keep[:, None], cond, torch.zeros_like(cond)), flag], dim=-1)
 
     def _sample_r_t(self, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         normal = (
@@ -58,6 +94,15 @@ class MeanFlowHead(GenerativeHead):
         r, t = self._sample_r_t(actions.shape[0], actions.device)
         z = (1 - t[:, None, None]) * actions + t[:, None, None] * noise
         v = noise - actions
+        if self.guided:
+            batch = actions.shape[0]
+            keep = torch.rand(batch, device=actions.device) >= self.config.cond_dropout
+            null = self._flagged(cond, torch.zeros_like(keep))
+            with torch.no_grad():  # unconditional instantaneous velocity: u(z_t, t, t | null)
+                v_uncond = self.average_velocity(backbone, z, t, t, null)
+            omega = self.config.cfg_scale
+            v = torch.where(keep[:, None, None], omega * v + (1 - omega) * v_uncond, v)
+            cond = self._flagged(cond, keep)
         u, dudt = jvp(
             lambda z_, r_, t_: self.average_velocity(backbone, z_, r_, t_, cond),
             (z, r, t),
@@ -76,6 +121,8 @@ class MeanFlowHead(GenerativeHead):
         noise = initial_noise(cond, horizon, action_dim, generator)
         z = noise
         batch = cond.shape[0]
+        if self.guided:  # the guided field is what was learned: one evaluation with the real conditioning
+            cond = self._flagged(cond, torch.ones(batch, dtype=torch.bool, device=cond.device))
         for i in range(steps):
             t_now, t_next = 1.0 - i / steps, 1.0 - (i + 1) / steps
             if prefix is not None:  # hold the prefix where the path puts it at t_now
