@@ -14,6 +14,9 @@ Modes:
   action ``n_action_steps`` of the current chunk; keep executing the current chunk until it does.
 - ``rtc``: as ``async``, and :meth:`ChunkExecutor.rtc_prefix` gives the actions that will execute while the
   new chunk is computed; the policy holds them fixed and inpaints the rest, so chunks join without a jump.
+- ``adaptive``: ``async`` while the latency estimate is at most ``adaptive_max_latency_steps`` ticks, ``receding``
+  (the robot waits for each chunk) above it. Decided per chunk on arrival. The delay sweep in docs/RESULTS.md is
+  why: executing from an observation many ticks old fails where waiting does not.
 
 Every action passes :class:`real.safety.SafetyFilter`; when there is no usable action the executor holds and
 says why (:class:`ExecutorAction.reason`).
@@ -34,7 +37,7 @@ from data.errors import ManipError
 from real.latency import LatencyEstimator
 from real.safety import SafetyConfig, SafetyFilter
 
-MODES = ("receding", "ensemble", "async", "rtc")
+MODES = ("receding", "ensemble", "async", "rtc", "adaptive")
 
 # Hold reasons (fixed strings so they can be counted).
 NO_CHUNK = "no chunk yet"
@@ -48,7 +51,7 @@ NO_FRESH_CHUNK = "no fresh chunk"
 class ExecutorConfig(StrictConfig):
     """How chunks become actions; see the module docstring for the modes."""
 
-    mode: Literal["receding", "ensemble", "async", "rtc"] = "receding"
+    mode: Literal["receding", "ensemble", "async", "rtc", "adaptive"] = "receding"
     control_rate: float = Field(20.0, gt=0)
     """Control ticks per second (dt = 1 / control_rate)."""
     n_action_steps: int = Field(8, ge=1)
@@ -68,6 +71,8 @@ class ExecutorConfig(StrictConfig):
     """Latency assumed before the first chunk is measured."""
     request_timeout_s: float = Field(5.0, gt=0)
     """A request with no answer after this long counts as lost (a new one may be sent)."""
+    adaptive_max_latency_steps: float = Field(5.0, ge=0)
+    """Adaptive mode: run asynchronously up to this latency estimate (ticks), wait for each chunk above it."""
     safety: SafetyConfig = SafetyConfig()
 
 
@@ -79,6 +84,8 @@ class TimedChunk:
     t_obs: float
     t_received: float
     anchor: float
+    waits: bool = False
+    """Executed synchronously: ``n_action_steps`` actions from its first, then hold for the next chunk."""
 
     @property
     def horizon(self) -> int:
@@ -165,7 +172,7 @@ class ChunkExecutor:
         if cur is None:
             return True
         c = self.config
-        if c.mode == "receding":
+        if cur.waits:
             return cur.index_at(t_now, self.dt, c.action_offset) >= self.switch_index
         if c.mode == "ensemble":
             last = self.last_request_time if self.last_request_time is not None else cur.t_obs
@@ -191,8 +198,8 @@ class ChunkExecutor:
         if self.current is not None and t_obs < self.current.t_obs:
             self.stats["out-of-order chunks ignored"] += 1
             return
-        anchor = t_received if self.config.mode == "receding" else t_obs
-        timed = TimedChunk(actions, t_obs, t_received, anchor)
+        waits = self._waits_for_chunks()
+        timed = TimedChunk(actions, t_obs, t_received, t_received if waits else t_obs, waits)
         self.stats["chunks"] += 1
         self.stats["dropped actions"] += max(
             0, timed.index_at(t_received, self.dt, self.config.action_offset)
@@ -237,7 +244,7 @@ class ChunkExecutor:
         i = cur.index_at(t_now, self.dt, c.action_offset)
         if i < 0:
             return None, None, NOT_STARTED
-        if c.mode == "receding" and i >= self.switch_index:
+        if cur.waits and i >= self.switch_index:
             return None, None, WAITING
         if i >= cur.horizon:
             return None, None, EXHAUSTED
@@ -255,6 +262,13 @@ class ChunkExecutor:
             return None, None, EXHAUSTED
         weights = np.exp(-self.config.ensemble_k * np.arange(len(rows)))
         return (weights[:, None] * np.stack(rows)).sum(0) / weights.sum(), newest, ""
+
+    def _waits_for_chunks(self) -> bool:
+        """Whether the next chunk runs synchronously (receding; adaptive above its latency limit)."""
+        c = self.config
+        if c.mode == "adaptive":
+            return self.latency.estimate() > c.adaptive_max_latency_steps * self.dt + 1e-9
+        return c.mode == "receding"
 
     def _hold(self, reason: str) -> ExecutorAction:
         self.stats[f"hold: {reason}"] += 1

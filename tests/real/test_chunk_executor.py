@@ -82,6 +82,25 @@ def test_async_keeps_executing_the_old_chunk_past_n_action_steps_until_the_next_
     assert ex.act(7 * DT).action[0] == 52
 
 
+def test_adaptive_runs_async_while_the_latency_is_short():
+    ex = make("adaptive", adaptive_max_latency_steps=3)
+    ex.push_chunk(ramp(0), t_obs=0.0, t_received=2 * DT)  # 2 ticks ≤ 3: keep moving, drop what has passed
+    assert ex.act(2 * DT).action[0] == 2
+    assert [ex.act(k * DT).action[0] for k in range(3, 7)] == [3, 4, 5, 6]  # past n_action_steps, no wait
+
+
+def test_adaptive_waits_for_each_chunk_once_the_latency_is_long():
+    ex = make("adaptive", adaptive_max_latency_steps=3)
+    ex.push_chunk(ramp(0), t_obs=0.0, t_received=5 * DT)  # 5 ticks > 3: run it from its first action
+    assert [ex.act(k * DT).action[0] for k in range(5, 9)] == [0, 1, 2, 3]
+    assert ex.needs_chunk(9 * DT)
+    waiting = ex.act(9 * DT)
+    assert waiting.held and waiting.reason == WAITING
+    ex.request_sent(9 * DT)
+    ex.push_chunk(ramp(50), t_obs=9 * DT, t_received=10 * DT)  # fast again (estimate still > 3 ticks)
+    assert ex.act(10 * DT).action[0] == 50
+
+
 def test_out_of_order_chunk_is_ignored():
     ex = make("async")
     ex.push_chunk(ramp(0), t_obs=1.0)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 COMMAND_INTERFACES = ("joint_trajectory", "cartesian")
 CAMERA_TRANSPORTS = ("raw", "compressed")
-EXECUTOR_MODES = ("receding", "ensemble", "async", "rtc")
+EXECUTOR_MODES = ("receding", "ensemble", "async", "rtc", "adaptive")
 
 
 @dataclass(frozen=True)
