@@ -8,10 +8,11 @@ from torch.func import jvp
 
 from data.config import apply_overrides, validate_config
 from data.errors import ManipError
-from policies.backbones.base import BACKBONES
 from policies.heads.base import HEADS
 from policies.train_config import TrainConfig
 from policies.training import build_policy_and_dataset
+from tests.policies import recording
+from tests.policies.recording import RecordingBackbone as Recorder
 
 HORIZON, ACTION_DIM, COND_DIM, BATCH = 8, 2, 3, 64
 
@@ -21,21 +22,7 @@ def meanflow_head(**params):
 
 
 def mlp_backbone(head, cond_dim=COND_DIM, horizon=HORIZON, action_dim=ACTION_DIM, width=64):
-    config = BACKBONES.parse_params("mlp", {"width": width, "depth": 2, "time_embed_dim": 16}, "bb")
-    full_cond = cond_dim + head.extra_cond_dim(horizon)
-    return BACKBONES.get("mlp").cls(action_dim, horizon, full_cond, head.uses_time2, config)
-
-
-class Recorder(torch.nn.Module):
-    """A real backbone that keeps the conditioning (and whether grad was on) of every call."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls = inner, []
-
-    def forward(self, x, time, cond, time2=None):
-        self.calls.append((cond.detach().clone(), torch.is_grad_enabled()))
-        return self.inner(x, time, cond, time2)
+    return recording.mlp_backbone(head, cond_dim, horizon, action_dim, width)
 
 
 def unguided_reference_loss(head, backbone, actions, cond):
@@ -65,7 +52,7 @@ def test_cfg_scale_one_is_exactly_the_unguided_loss_with_one_forward():
     torch.manual_seed(1)
     reference = unguided_reference_loss(head, backbone.inner, actions, cond)
     assert torch.equal(loss, reference)
-    ((seen, _),) = backbone.calls  # the JVP forward only, with the cond untouched
+    ((_, seen, _),) = backbone.calls  # the JVP forward only, with the cond untouched
     assert torch.equal(seen, cond)
 
 
@@ -78,7 +65,7 @@ def test_guided_loss_drops_cond_and_adds_one_no_grad_forward():
     loss, metrics = head.loss(backbone, torch.randn(BATCH, HORIZON, ACTION_DIM), cond)
     assert loss.ndim == 0 and torch.isfinite(loss) and metrics["loss"] == pytest.approx(loss.item())
 
-    (null, null_grad), (seen, seen_grad) = backbone.calls
+    (_, null, null_grad), (_, seen, seen_grad) = backbone.calls
     assert not null_grad and seen_grad  # the unconditional velocity is a no-grad forward, before the JVP one
     assert torch.equal(null, torch.zeros(BATCH, COND_DIM + 1))  # zeroed cond, flag 0
     kept = seen[:, -1] == 1
@@ -99,7 +86,7 @@ def test_guided_sampling_is_still_one_evaluation_with_the_real_cond():
     cond = torch.randn(4, COND_DIM)
     out = head.sample(backbone, cond, HORIZON, ACTION_DIM)
     assert out.shape == (4, HORIZON, ACTION_DIM) and torch.isfinite(out).all()
-    ((seen, _),) = backbone.calls
+    ((_, seen, _),) = backbone.calls
     assert torch.equal(seen, torch.cat([cond, torch.ones(4, 1)], dim=-1))
 
 

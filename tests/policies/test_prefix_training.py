@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from policies.backbones.base import BACKBONES
 from policies.heads.base import HEADS
+from tests.policies import recording
+from tests.policies.recording import RecordingBackbone as Recorder
 
 HORIZON, ACTION_DIM, COND_DIM, BATCH = 8, 2, 3, 16
 
@@ -15,21 +16,7 @@ def flow_head(**params):
 
 
 def mlp_backbone(head):
-    config = BACKBONES.parse_params("mlp", {"width": 64, "depth": 2, "time_embed_dim": 16}, "bb")
-    cond_dim = COND_DIM + head.extra_cond_dim(HORIZON)
-    return BACKBONES.get("mlp").cls(ACTION_DIM, HORIZON, cond_dim, head.uses_time2, config)
-
-
-class Recorder(torch.nn.Module):
-    """A real backbone that keeps the inputs of every call."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls = inner, []
-
-    def forward(self, x, time, cond, time2=None):
-        self.calls.append((x.detach().clone(), cond.detach().clone()))
-        return self.inner(x, time, cond, time2)
+    return recording.mlp_backbone(head, COND_DIM, HORIZON, ACTION_DIM)
 
 
 def test_plain_flow_head_adds_no_conditioning():
@@ -43,7 +30,7 @@ def test_training_chunks_get_a_clean_prefix_and_a_matching_mask():
     backbone = Recorder(mlp_backbone(head))
     actions = torch.randn(BATCH, HORIZON, ACTION_DIM)
     head.loss(backbone, actions, torch.zeros(BATCH, COND_DIM))
-    ((x, cond),) = backbone.calls
+    ((x, cond, _),) = backbone.calls
     mask = cond[:, COND_DIM:]
     lengths = mask.sum(dim=1).long()
     assert ((lengths >= 1) & (lengths <= 5)).all() and len(set(lengths.tolist())) > 1
@@ -72,12 +59,12 @@ def test_sampling_gives_the_prefix_clean_at_every_step_and_tells_the_backbone():
     out = head.sample(backbone, torch.zeros(BATCH, COND_DIM), HORIZON, ACTION_DIM, prefix=prefix)
     assert torch.equal(out[:, :3], prefix)
     assert len(backbone.calls) == head.default_steps
-    for x, cond in backbone.calls:
+    for x, cond, _ in backbone.calls:
         assert torch.equal(x[:, :3], prefix)
         assert torch.equal(cond[:, COND_DIM:], (torch.arange(HORIZON) < 3).float().expand(BATCH, HORIZON))
     backbone.calls.clear()
     head.sample(backbone, torch.zeros(BATCH, COND_DIM), HORIZON, ACTION_DIM)
-    assert all(cond[:, COND_DIM:].abs().sum() == 0 for _, cond in backbone.calls)
+    assert all(cond[:, COND_DIM:].abs().sum() == 0 for _, cond, _ in backbone.calls)
 
 
 def _train(head, steps=400):
