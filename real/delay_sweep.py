@@ -80,6 +80,8 @@ def run_job(job: SweepJob) -> dict:
     )
     started = time.perf_counter()
     obs = env.reset(seed=job.seed)
+    if hasattr(source, "start_episode"):
+        source.start_episode(job.seed)  # the same sampling noise for a seed in every cell
     success, steps, held = False, 0, 0
     for step in range(env.horizon):
         decided = controller.act(obs, step * env.dt)

@@ -143,6 +143,7 @@ class LocalPolicySource:
         self.policy = policy.to(self.device).eval()
         self.steps = steps
         self.bf16 = bool(bf16) and self.device.startswith("cuda")
+        self.generator = None  # sampling noise: torch's global RNG until start_episode seeds one
         if compile:  # compiles the module's forward in place (nn.Module.compile); attributes stay reachable
             self.policy.compile()
         self.metadata = SourceMetadata(
@@ -168,6 +169,11 @@ class LocalPolicySource:
             raise ManipError(f"{path}: not a checkpoint (no config.json)")
         policies = require("policies", "train")
         return cls(policies.load_policy(path), checkpoint=checkpoint_id(path), **kwargs)
+
+    def start_episode(self, seed: int) -> None:
+        """Seed the sampling noise for an episode, so that an episode replays exactly for its seed whatever ran
+        before it in the process (eval workers, delay sweeps)."""
+        self.generator = self.torch.Generator(device=self.device).manual_seed(int(seed))
 
     def request(self, obs, t_obs, prefix=None, instruction=None) -> np.ndarray:
         """One chunk; see :class:`ChunkSource`."""
@@ -195,6 +201,7 @@ class LocalPolicySource:
                 steps=steps if steps is not None else self.steps,
                 prefix=prefix,
                 instruction=list(instructions) if instructions is not None else None,
+                generator=self.generator,
             )
         if isinstance(chunk, torch.Tensor):
             chunk = chunk.float().cpu().numpy()

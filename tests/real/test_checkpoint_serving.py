@@ -22,6 +22,17 @@ def test_metadata_describes_the_checkpoint(checkpoint_server, tiny_checkpoint):
     assert meta.action_offset == -1 and meta.checkpoint_id.startswith("tiny@")
 
 
+def test_an_episode_seed_fixes_the_sampling_noise(tiny_checkpoint):
+    source = LocalPolicySource.from_checkpoint(tiny_checkpoint, device="cpu")
+    obs = synthetic_obs("lowdim", 0.3)
+    chunks = []
+    for seed in (7, 7, 8):
+        source.start_episode(seed)
+        chunks.append(source.request(obs, 0.0))
+    np.testing.assert_array_equal(chunks[0], chunks[1])
+    assert not np.allclose(chunks[0], chunks[2])
+
+
 def test_chunks_and_rtc_prefix(checkpoint_server):
     with PolicyClient(checkpoint_server.url) as client:
         reply = client.infer(synthetic_obs("lowdim", 0.3))
