@@ -36,6 +36,18 @@ def ros_environment() -> dict:
     return env
 
 
+def run_node_until_exit(ros_env: dict, node: str, **params: str) -> subprocess.CompletedProcess:
+    """Run ``real_ros.<node>`` with ``-p name:=value`` parameters until it exits (for startup-error tests)."""
+    args = [arg for name, value in params.items() for arg in ("-p", f"{name}:={value}")]
+    return subprocess.run(
+        [str(ROS_PYTHON), "-m", f"real_ros.{node}", "--ros-args", *args],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture(scope="session")
 def ros_env():
     """:func:`ros_environment`; skips (fails under CI) when the ROS venv is missing."""

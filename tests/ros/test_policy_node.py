@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.ros.conftest import JOINTS, Server, node_params
+from tests.ros.conftest import JOINTS, Server, node_params, run_node_until_exit
 
 pytestmark = pytest.mark.ros
 
@@ -245,18 +245,8 @@ def test_safety_file_clamps_every_command(server, ros_run, tmp_path):
 
 
 def test_a_bad_safety_file_stops_the_node_with_one_line(ros_env, tmp_path):
-    import subprocess
-
-    from tests.ros.conftest import ROS_PYTHON
-
     safety = tmp_path / "safety.yaml"
     safety.write_text("hgih: [1.0]\n")
-    result = subprocess.run(
-        [str(ROS_PYTHON), "-m", "real_ros.policy_node", "--ros-args", "-p", f"safety_file:={safety}"],
-        env=ros_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_node_until_exit(ros_env, "policy_node", safety_file=str(safety))
     assert result.returncode == 2
     assert "hgih" in result.stderr and result.stderr.strip().count("\n") == 0

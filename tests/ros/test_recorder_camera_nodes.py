@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data.store import EpisodeStore
-from tests.ros.conftest import CAMERAS, JOINTS
+from tests.ros.conftest import CAMERAS, JOINTS, run_node_until_exit
 
 pytestmark = pytest.mark.ros
 
@@ -117,19 +117,9 @@ def test_camera_node_publishes_realsense_frames_from_its_own_process(ros_run, tm
 
 
 def test_recorder_with_an_unusable_store_exits_with_one_line(ros_env, tmp_path):
-    import subprocess
-
-    from tests.ros.conftest import ROS_PYTHON
-
     not_a_store = tmp_path / "notes.zarr"
     not_a_store.write_text("not a store")
-    result = subprocess.run(
-        [str(ROS_PYTHON), "-m", "real_ros.recorder_node", "--ros-args", "-p", f"store_path:={not_a_store}"],
-        env=ros_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_node_until_exit(ros_env, "recorder_node", store_path=str(not_a_store))
     assert result.returncode == 2, result.stderr
     assert (
         result.stderr
