@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data.config import StrictConfig
@@ -61,7 +62,7 @@ class TrainerConfig(StrictConfig):
     rollout_every: int = 0
     top_k: int = 3
     num_workers: int = 0
-    num_threads: int | None = None
+    num_threads: int | None = Field(None, ge=1)
     device: str = "auto"
 
 

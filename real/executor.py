@@ -51,7 +51,7 @@ NO_FRESH_CHUNK = "no fresh chunk"
 class ExecutorConfig(StrictConfig):
     """How chunks become actions; see the module docstring for the modes."""
 
-    mode: Literal["receding", "ensemble", "async", "rtc", "adaptive"] = "receding"
+    mode: Literal[MODES] = "receding"
     control_rate: float = Field(20.0, gt=0)
     """Control ticks per second (dt = 1 / control_rate)."""
     n_action_steps: int = Field(8, ge=1)

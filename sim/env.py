@@ -193,3 +193,11 @@ def make_env(
 ) -> ManipEnv:
     """Build a :class:`ManipEnv` for the task named ``task`` (options: offscreen, hard_reset, cheap_render, horizon)."""
     return ManipEnv(get_task(task), obs_mode=obs_mode, image_size=image_size, seed=seed, **options)
+
+
+def make_env_for(obs_spec, task: str, **options) -> ManipEnv:
+    """A :func:`make_env` whose observations match ``obs_spec`` (a policy's): image mode at the spec's camera size
+    when it has RGB features, else low-dim (options as for :func:`make_env`)."""
+    images = obs_spec.of_kind("rgb")
+    obs_mode = "image" if images else "lowdim"
+    return make_env(task, obs_mode=obs_mode, image_size=images[0].shape[0] if images else 84, **options)

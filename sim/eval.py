@@ -60,7 +60,7 @@ def _source_and_env(job: EpisodeJob):
     if key in _CACHE:
         return _CACHE[key]
     _CACHE.clear()
-    from sim.env import make_env
+    from sim.env import make_env, make_env_for
 
     spec = job.source
     if spec.kind == "expert":
@@ -79,10 +79,7 @@ def _source_and_env(job: EpisodeJob):
             source = PolicyClient(spec.url, token=spec.token)
         else:
             raise ManipError(f"unknown source kind '{spec.kind}'")
-        images = source.metadata.obs_spec.of_kind("rgb")
-        obs_mode = "image" if images else "lowdim"
-        size = images[0].shape[0] if images else 84
-        env = make_env(job.task, obs_mode=obs_mode, image_size=size, offscreen=True, horizon=job.horizon)
+        env = make_env_for(source.metadata.obs_spec, job.task, offscreen=True, horizon=job.horizon)
     _CACHE[key] = (source, env)
     return source, env
 

@@ -40,17 +40,21 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-def controller_for(source, task: TaskSpec):
+def controller_for(source, task: TaskSpec, delay=None, **executor_options):
     """The per-tick :class:`real.loop.ChunkedController` for ``source`` in ``task``.
 
     A hold (no fresh chunk, non-finite action) sends zero motion but keeps the last gripper command, so a held
-    robot does not drop what it carries (the executor's default hold zeroes every dimension).
+    robot does not drop what it carries (the executor's default hold zeroes every dimension). ``delay``: a
+    :class:`real.latency.InjectedDelay`; ``executor_options``: :class:`real.executor.ExecutorConfig` fields
+    (e.g. ``mode``).
     """
     from real.loop import ChunkedController, executor_config_for
     from real.safety import SafetyConfig
 
-    config = executor_config_for(source.metadata, safety=SafetyConfig(hold_keep=[GRIPPER_DIM]))
-    return ChunkedController(source, config, instruction=task.instruction)
+    config = executor_config_for(
+        source.metadata, safety=SafetyConfig(hold_keep=[GRIPPER_DIM]), **executor_options
+    )
+    return ChunkedController(source, config, delay, instruction=task.instruction)
 
 
 def get_task(name: str) -> TaskSpec:

@@ -88,9 +88,8 @@ class FlowHead(GenerativeHead):
         steps = check_steps(steps, self.default_steps)
         given = check_prefix(prefix, cond.shape[0], horizon, action_dim)
         noise = initial_noise(cond, horizon, action_dim, generator)
-        if (
-            self.prefix_conditioned
-        ):  # the prefix is given clean, and the backbone is told which steps it covers
+        if self.prefix_conditioned:
+            # the prefix is given clean, and the backbone is told which steps it covers
             mask = (torch.arange(horizon, device=cond.device) < given).to(cond.dtype)
             cond = torch.cat([cond, mask.expand(cond.shape[0], horizon)], dim=-1)
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 from real_ros.params import (
+    EXECUTOR_MODES,
     LAUNCH_OVERRIDES,
     CameraNodeParams,
     PolicyNodeParams,
@@ -19,6 +20,7 @@ from real_ros.params import (
     launch_overrides,
 )
 
+from real.executor import MODES
 from tests.ros.conftest import PACKAGE, ROS_PYTHON
 
 LAUNCH = PACKAGE / "launch" / "bringup.launch.py"
@@ -178,6 +180,12 @@ def test_policy_node_params_report_bad_values_in_one_line_each():
     assert any("camera_keys" in p for p in problems)
     assert any("velocity" in p for p in problems)
     assert PolicyNodeParams().problems() == []
+
+
+def test_the_node_accepts_exactly_the_executor_modes():
+    # params.py stays import-free for the launch file, so its list is checked against the executor's here
+    assert EXECUTOR_MODES == MODES
+    assert PolicyNodeParams(executor_mode="adaptive").problems() == []
 
 
 @pytest.mark.ros

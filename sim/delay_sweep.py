@@ -1,15 +1,12 @@
 """Success rate vs. injected delay for each executor mode (sim in the loop, simulated time).
 
-Holds send zero motion and keep the gripper command (action dimension 6 of the OSC_POSE + gripper actions), so
-a robot waiting for a chunk does not drop what it holds.
-
-For every (mode, delay) pair the same seeds run through Env → ``real.loop.ChunkedController`` (the checkpoint as
-a local ``ChunkSource``, ``InjectedDelay(delay, jitter)``) → Env. The delay is simulated: a chunk requested at
+For every (mode, delay) pair the same seeds run through Env → ``sim.tasks.controller_for`` (the checkpoint as a
+local ``ChunkSource``, ``InjectedDelay(delay, jitter)``; holds keep the gripper command) → Env. The delay is simulated: a chunk requested at
 tick ``t`` reaches the executor at ``t + delay`` of simulated time, while the robot holds (``receding``) or keeps
 executing the previous chunk (``ensemble``, ``async``, ``rtc``). Writes ``sweep.json``, ``sweep.png`` and a
 markdown table (``sweep.md``).
 
-    python -m real.delay_sweep --checkpoint CKPT --task Lift --episodes 20 --delays-ms 0,100,200,400 --out DIR
+    python -m sim.delay_sweep --checkpoint CKPT --task Lift --episodes 20 --delays-ms 0,100,200,400 --out DIR
 """
 
 from __future__ import annotations
@@ -39,7 +36,6 @@ class SweepJob:
     jitter_ms: float
     seed: int
     horizon: int | None = None
-    hold_keep: tuple[int, ...] = (6,)
 
 
 def _source_and_env(checkpoint: str, task: str, horizon: int | None):
@@ -47,17 +43,11 @@ def _source_and_env(checkpoint: str, task: str, horizon: int | None):
     key = (checkpoint, task, horizon)
     if key not in _CACHE:
         from real.sources import LocalPolicySource
-        from sim.env import make_env
+        from sim.env import make_env_for
 
         source = LocalPolicySource.from_checkpoint(checkpoint, device="cpu")
-        images = source.metadata.obs_spec.of_kind("rgb")
-        env = make_env(
-            task,
-            obs_mode="image" if images else "lowdim",
-            image_size=images[0].shape[0] if images else 84,
-            offscreen=bool(images),
-            horizon=horizon,
-        )
+        obs_spec = source.metadata.obs_spec
+        env = make_env_for(obs_spec, task, offscreen=bool(obs_spec.of_kind("rgb")), horizon=horizon)
         _CACHE.clear()
         _CACHE[key] = (source, env)
     return _CACHE[key]
@@ -66,18 +56,11 @@ def _source_and_env(checkpoint: str, task: str, horizon: int | None):
 def run_job(job: SweepJob) -> dict:
     """Run one episode; returns success, steps and how many ticks the executor held."""
     from real.latency import InjectedDelay
-    from real.loop import ChunkedController, executor_config_for
-    from real.safety import SafetyConfig
+    from sim.tasks import controller_for
 
     source, env = _source_and_env(job.checkpoint, job.task, job.horizon)
-    controller = ChunkedController(
-        source,
-        executor_config_for(
-            source.metadata, mode=job.mode, safety=SafetyConfig(hold_keep=list(job.hold_keep))
-        ),
-        InjectedDelay(job.delay_ms / 1e3, job.jitter_ms / 1e3, seed=job.seed),
-        instruction=getattr(env.task, "instruction", None),
-    )
+    delay = InjectedDelay(job.delay_ms / 1e3, job.jitter_ms / 1e3, seed=job.seed)
+    controller = controller_for(source, env.task, delay, mode=job.mode)
     started = time.perf_counter()
     obs = env.reset(seed=job.seed)
     if hasattr(source, "start_episode"):
@@ -211,7 +194,7 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m real.delay_sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sim.delay_sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--task", default="Lift")
     parser.add_argument("--episodes", type=int, default=20)

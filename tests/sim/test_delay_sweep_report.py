@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from real.delay_sweep import markdown_table, plot
+from sim.delay_sweep import markdown_table, plot
 
 
 def report() -> dict:
@@ -29,7 +29,7 @@ def test_plot_writes_a_png(tmp_path):
 
 def test_sweep_runs_a_real_lift_episode_with_injected_delay(tmp_path):
     """A tiny untrained Lift policy in robosuite: the first chunk arrives after the delay, then no holds (rtc)."""
-    from real.delay_sweep import sweep
+    from sim.delay_sweep import sweep
 
     checkpoint = lift_checkpoint(tmp_path / "ckpt")
     report = sweep(str(checkpoint), "Lift", 1, 7, ["rtc", "receding"], [100.0], 0.0, 1, horizon=12)
