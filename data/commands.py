@@ -3,6 +3,7 @@
 manip data info PATH [--json]
 manip data validate PATH [--require KEY ...]
 manip data convert SRC DST [--zarr-format {2,3}]
+manip data merge SRC SRC [SRC ...] --out DST [--keys K,K,...]
 """
 
 from __future__ import annotations
@@ -38,20 +39,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
     convert.add_argument(
         "--zarr-format", type=int, choices=(2, 3), default=3, help="output Zarr format (default 3)"
     )
+    merge = sub.add_parser("merge", help="merge several stores into one new store (e.g. one per task)")
+    merge.add_argument("sources", nargs="+", metavar="SRC", help="stores to merge, copied in this order")
+    merge.add_argument("--out", required=True, metavar="DST", help="new store directory (must not exist)")
+    merge.add_argument(
+        "--keys",
+        type=lambda text: [k for k in text.split(",") if k],
+        default=None,
+        metavar="K,K,...",
+        help="keys to keep (default: every key all sources share with the same shape and dtype)",
+    )
+    merge.add_argument(
+        "--zarr-format", type=int, choices=(2, 3), default=3, help="output Zarr format (default 3)"
+    )
     recover = sub.add_parser(
         "recover", help="commit the partial episode an interrupted recorder left behind (marked recovered)"
     )
     recover.add_argument("path", metavar="PATH", help="Zarr store (directory or .zarr.zip)")
-    for sub_parser in (info, validate, convert, recover):
+    for sub_parser in (info, validate, convert, merge, recover):
         sub_parser.error = parser.error  # one-line errors like the rest of the CLI
     parser.set_defaults(data_command=None)
 
 
 def run(args: argparse.Namespace) -> int:
-    commands = {"info": run_info, "validate": run_validate, "convert": run_convert, "recover": run_recover}
+    commands = {
+        "info": run_info,
+        "validate": run_validate,
+        "convert": run_convert,
+        "merge": run_merge,
+        "recover": run_recover,
+    }
     command = commands.get(args.data_command)
     if command is None:
-        raise ManipError("needs a command: info, validate, convert or recover (see manip data --help)")
+        raise ManipError("needs a command: info, validate, convert, merge or recover (see manip data --help)")
     return command(args)
 
 
@@ -92,6 +112,22 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_merge(args: argparse.Namespace) -> int:
+    from data.merge import merge
+    from data.progress import progress_enabled
+    from data.store import EpisodeStore
+
+    kept, dropped = merge(
+        args.sources, args.out, keys=args.keys, zarr_format=args.zarr_format, quiet=not progress_enabled()
+    )
+    with EpisodeStore.open(args.out) as store:
+        print(
+            f"{args.out}: {store.num_episodes} episodes, {store.num_steps} steps from {len(args.sources)} stores; "
+            f"keys: {', '.join(kept)}" + (f"; dropped: {', '.join(dropped)}" if dropped else "")
+        )
+    return 0
+
+
 def run_recover(args: argparse.Namespace) -> int:
     from data.store import EpisodeStore
 
@@ -106,7 +142,7 @@ def run_recover(args: argparse.Namespace) -> int:
 
 VERB = Verb(
     help="inspect, validate and convert Zarr datasets",
-    description="Inspect (info), check (validate) and convert (convert) episode stores.",
+    description="Inspect (info), check (validate), convert (convert) and merge (merge) episode stores.",
     configure=configure,
     run=run,
 )

@@ -21,7 +21,6 @@ The first entry whose predicate matches SRC wins.
 from __future__ import annotations
 
 import importlib
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,30 +116,11 @@ def find_converter(src: Path) -> Converter:
 
 def convert(src: str | Path, dst: str | Path, *, zarr_format: int = 3, quiet: bool = True) -> Converter:
     """Convert ``src`` into a new episode store at ``dst``; return the converter used. DST must not exist."""
-    from data.store import EpisodeStore
+    from data.new_store import check_new_store_path, write_new_store
 
     src, dst = Path(src), Path(dst)
     converter = find_converter(src)
-    if dst.exists():
-        raise ManipError(f"{dst}: already exists (choose a new output path)")
-    if src.resolve() == dst.resolve():
-        raise ManipError(f"{dst}: output must differ from the input")
-    if not dst.parent.is_dir():
-        raise ManipError(f"{dst.parent}: output directory does not exist")
-    staging = dst.with_name(f".{dst.name}.converting")
-    shutil.rmtree(staging, ignore_errors=True)
+    check_new_store_path(dst, [src])
     run = converter.load()
-    try:
-        store = EpisodeStore.create(staging, zarr_format=zarr_format)
-        run(src, store, quiet=quiet)
-        store.close()
-        staging.rename(dst)
-    except ManipError as exc:  # bad data found while appending: name the source, not the staging directory
-        message = str(exc)
-        if str(staging) not in message:
-            raise
-        message = message.replace(f"{staging}: ", "").replace(str(staging), str(dst))
-        raise ManipError(message if message.startswith(str(src)) else f"{src}: {message}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_new_store(dst, lambda store: run(src, store, quiet=quiet), inputs=[src], zarr_format=zarr_format)
     return converter

@@ -14,16 +14,21 @@ from data.progress import progress
 from data.store import EpisodeStore
 
 
+def require_complete(source: EpisodeStore, src: Path) -> None:
+    """Refuse a store with missing chunks (they would read as fill values), naming the key and first step."""
+    for key in source.keys:
+        missing = source.missing_chunks(key)
+        if missing:
+            raise ManipError(
+                f"{src}/data/{key}: {len(missing)} chunk(s) missing (first covers steps from {missing[0]}); "
+                "they would read as fill values (see manip data validate)"
+            )
+
+
 def convert(src: Path, store: EpisodeStore, *, quiet: bool = True) -> None:
     """Append every episode of the store at ``src`` to ``store`` (refused when a source chunk is missing)."""
     with EpisodeStore.open(src) as source:
-        for key in source.keys:
-            missing = source.missing_chunks(key)
-            if missing:
-                raise ManipError(
-                    f"{src}/data/{key}: {len(missing)} chunk(s) missing (first covers steps from {missing[0]}); "
-                    "they would read as fill values (see manip data validate)"
-                )
+        require_complete(source, src)
         store.set_attrs(source={"format": f"zarr v{source.zarr_format}", "path": str(src)})
         if source.attrs:
             store.set_attrs(source_attrs=source.attrs)

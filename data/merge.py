@@ -1,0 +1,83 @@
+"""``manip data merge``: several episode stores → one new store (e.g. per-task demos → one multi-task dataset).
+
+Episodes are copied in the order the sources are given, each with its own metadata (task, instruction, seed, …)
+plus ``merged_from`` (the source path). Only keys every source has with the same per-step shape and dtype can be
+merged: by default those are kept and the others dropped (reported); with ``keys`` given, exactly those are kept
+and a source that lacks one, or has it with another shape, is refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from data.converters.zarr_store import require_complete
+from data.errors import ManipError
+from data.new_store import write_new_store
+from data.progress import progress
+
+
+def _specs(store) -> dict[str, tuple]:
+    return {key: store.step_spec(key) for key in store.keys}
+
+
+def choose_keys(sources: Sequence[Path], specs: Sequence[dict], keys: Sequence[str] | None) -> tuple[list, list]:
+    """The keys to merge and the keys dropped (present in some sources only, or with differing shapes)."""
+    everywhere = [k for k in specs[0] if all(k in s for s in specs)]
+    if keys is None:
+        kept = [k for k in everywhere if all(s[k] == specs[0][k] for s in specs)]
+        dropped = sorted({k for s in specs for k in s} - set(kept))
+        if not kept:
+            raise ManipError("the sources share no key with the same per-step shape and dtype; nothing to merge")
+        return kept, dropped
+    for key in keys:
+        for src, spec in zip(sources, specs):
+            if key not in spec:
+                raise ManipError(f"{src}: has no key {key!r} (its keys: {', '.join(sorted(spec))})")
+        shapes = {tuple(spec[key]) for spec in specs}
+        if len(shapes) > 1:
+            shown = "; ".join(f"{src}: {spec[key][0]} {spec[key][1]}" for src, spec in zip(sources, specs))
+            raise ManipError(f"key {key!r} differs between sources ({shown})")
+    return list(keys), sorted({k for s in specs for k in s} - set(keys))
+
+
+def merge(
+    sources: Sequence[str | Path],
+    dst: str | Path,
+    *,
+    keys: Sequence[str] | None = None,
+    zarr_format: int = 3,
+    quiet: bool = True,
+) -> tuple[list[str], list[str]]:
+    """Write a new store at ``dst`` with every episode of ``sources``; return (kept keys, dropped keys)."""
+    from data.store import EpisodeStore
+
+    sources, dst = [Path(s) for s in sources], Path(dst)
+    if len(sources) < 2:
+        raise ManipError("merge needs at least two source stores")
+    if len({s.resolve() for s in sources}) < len(sources):
+        raise ManipError("a source store is given twice")
+    for src in sources:
+        if not src.exists():
+            raise ManipError(f"{src}: no such file or directory")
+    opened = [EpisodeStore.open(src) for src in sources]
+    try:
+        for src, store in zip(sources, opened):
+            if store.num_episodes == 0:
+                raise ManipError(f"{src}: has no episodes")
+            require_complete(store, src)
+        kept, dropped = choose_keys(sources, [_specs(s) for s in opened], keys)
+        total = sum(s.num_episodes for s in opened)
+
+        def fill(out) -> None:
+            out.set_attrs(merged_from=[str(s) for s in sources])
+            episodes = ((src, store, i) for src, store in zip(sources, opened) for i in range(store.num_episodes))
+            for src, store, i in progress(episodes, desc="merge", total=total, quiet=quiet, unit="ep"):
+                meta = {**store.episode_meta(i), "merged_from": str(src)}
+                out.add_episode(store.get_episode(i, kept), meta)
+
+        write_new_store(dst, fill, inputs=sources, zarr_format=zarr_format)
+    finally:
+        for store in opened:
+            store.close()
+    return kept, dropped

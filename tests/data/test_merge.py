@@ -1,0 +1,71 @@
+"""`manip data merge`: per-task stores → one store; shared keys kept, metadata kept, bad merges refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data.errors import ManipError
+from data.merge import merge
+from data.store import EpisodeStore
+from tests.cli import manip
+from tests.data.conftest import fill_store
+
+
+def add_task_store(path, task: str, lengths, object_dim: int, seed: int) -> list[dict]:
+    """A store like one task's demos: shared action/eef keys plus an ``object`` key of a task-specific size."""
+    rng = np.random.default_rng(seed)
+    store = EpisodeStore.create(path)
+    episodes = []
+    for i, n in enumerate(lengths):
+        episode = {
+            "action": rng.uniform(-1, 1, (n, 7)).astype(np.float32),
+            "robot0_eef_pos": rng.normal(size=(n, 3)).astype(np.float32),
+            "object": rng.normal(size=(n, object_dim)).astype(np.float32),
+        }
+        store.add_episode(episode, {"task": task, "instruction": f"do {task}", "seed": i, "success": True})
+        episodes.append(episode)
+    store.close()
+    return episodes
+
+
+def test_merge_copies_every_episode_with_its_metadata_and_drops_keys_that_differ(tmp_path):
+    lift = add_task_store(tmp_path / "lift.zarr", "Lift", [5, 7], object_dim=10, seed=0)
+    can = add_task_store(tmp_path / "can.zarr", "PickPlaceCan", [4], object_dim=14, seed=1)
+    kept, dropped = merge([tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr")
+    assert kept == ["action", "robot0_eef_pos"] and dropped == ["object"]
+    with EpisodeStore.open(tmp_path / "all.zarr") as out:
+        assert out.keys == ["action", "robot0_eef_pos"]
+        assert list(out.episode_lengths) == [5, 7, 4]
+        for i, source_episode in enumerate([*lift, *can]):
+            got = out.get_episode(i)
+            for key in kept:
+                np.testing.assert_array_equal(got[key], source_episode[key])
+        metas = [out.episode_meta(i) for i in range(3)]
+    assert [m["task"] for m in metas] == ["Lift", "Lift", "PickPlaceCan"]
+    assert metas[2]["instruction"] == "do PickPlaceCan"
+    assert metas[2]["merged_from"] == str(tmp_path / "can.zarr")
+
+
+def test_merge_with_keys_refuses_a_key_that_differs_and_leaves_nothing_behind(tmp_path):
+    add_task_store(tmp_path / "lift.zarr", "Lift", [3], object_dim=10, seed=0)
+    add_task_store(tmp_path / "can.zarr", "PickPlaceCan", [3], object_dim=14, seed=1)
+    with pytest.raises(ManipError, match=r"key 'object' differs between sources .*\(10,\).*\(14,\)"):
+        merge([tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr", keys=["action", "object"])
+    with pytest.raises(ManipError, match=r"lift.zarr: has no key 'gripper'"):
+        merge([tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr", keys=["gripper"])
+    assert not (tmp_path / "all.zarr").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["can.zarr", "lift.zarr"]  # no staging left behind
+
+
+def test_merge_cli_prints_a_summary_and_refuses_an_existing_output(tmp_path):
+    fill_store(tmp_path / "a.zarr", [3, 4])
+    fill_store(tmp_path / "b.zarr", [2], seed=1)
+    ok = manip("data", "merge", tmp_path / "a.zarr", tmp_path / "b.zarr", "--out", tmp_path / "m.zarr")
+    assert ok.returncode == 0, ok.stderr
+    assert "3 episodes, 9 steps from 2 stores" in ok.stdout
+    again = manip("data", "merge", tmp_path / "a.zarr", tmp_path / "b.zarr", "--out", tmp_path / "m.zarr")
+    assert again.returncode != 0
+    assert again.stderr.strip().count("\n") == 0 and "already exists" in again.stderr
+    one = manip("data", "merge", tmp_path / "a.zarr", "--out", tmp_path / "n.zarr")
+    assert one.returncode != 0 and "at least two source stores" in one.stderr
