@@ -21,22 +21,28 @@ def _specs(store) -> dict[str, tuple]:
     return {key: store.step_spec(key) for key in store.keys}
 
 
-def choose_keys(sources: Sequence[Path], specs: Sequence[dict], keys: Sequence[str] | None) -> tuple[list, list]:
+def choose_keys(
+    sources: Sequence[Path], specs: Sequence[dict], keys: Sequence[str] | None
+) -> tuple[list, list]:
     """The keys to merge and the keys dropped (present in some sources only, or with differing shapes)."""
     everywhere = [k for k in specs[0] if all(k in s for s in specs)]
     if keys is None:
         kept = [k for k in everywhere if all(s[k] == specs[0][k] for s in specs)]
         dropped = sorted({k for s in specs for k in s} - set(kept))
         if not kept:
-            raise ManipError("the sources share no key with the same per-step shape and dtype; nothing to merge")
+            raise ManipError(
+                "the sources share no key with the same per-step shape and dtype; nothing to merge"
+            )
         return kept, dropped
     for key in keys:
-        for src, spec in zip(sources, specs):
+        for src, spec in zip(sources, specs, strict=True):
             if key not in spec:
                 raise ManipError(f"{src}: has no key {key!r} (its keys: {', '.join(sorted(spec))})")
         shapes = {tuple(spec[key]) for spec in specs}
         if len(shapes) > 1:
-            shown = "; ".join(f"{src}: {spec[key][0]} {spec[key][1]}" for src, spec in zip(sources, specs))
+            shown = "; ".join(
+                f"{src}: {spec[key][0]} {spec[key][1]}" for src, spec in zip(sources, specs, strict=True)
+            )
             raise ManipError(f"key {key!r} differs between sources ({shown})")
     return list(keys), sorted({k for s in specs for k in s} - set(keys))
 
@@ -62,7 +68,7 @@ def merge(
             raise ManipError(f"{src}: no such file or directory")
     opened = [EpisodeStore.open(src) for src in sources]
     try:
-        for src, store in zip(sources, opened):
+        for src, store in zip(sources, opened, strict=True):
             if store.num_episodes == 0:
                 raise ManipError(f"{src}: has no episodes")
             require_complete(store, src)
@@ -71,7 +77,11 @@ def merge(
 
         def fill(out) -> None:
             out.set_attrs(merged_from=[str(s) for s in sources])
-            episodes = ((src, store, i) for src, store in zip(sources, opened) for i in range(store.num_episodes))
+            episodes = (
+                (src, store, i)
+                for src, store in zip(sources, opened, strict=True)
+                for i in range(store.num_episodes)
+            )
             for src, store, i in progress(episodes, desc="merge", total=total, quiet=quiet, unit="ep"):
                 meta = {**store.episode_meta(i), "merged_from": str(src)}
                 out.add_episode(store.get_episode(i, kept), meta)

@@ -51,7 +51,9 @@ def test_merge_with_keys_refuses_a_key_that_differs_and_leaves_nothing_behind(tm
     add_task_store(tmp_path / "lift.zarr", "Lift", [3], object_dim=10, seed=0)
     add_task_store(tmp_path / "can.zarr", "PickPlaceCan", [3], object_dim=14, seed=1)
     with pytest.raises(ManipError, match=r"key 'object' differs between sources .*\(10,\).*\(14,\)"):
-        merge([tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr", keys=["action", "object"])
+        merge(
+            [tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr", keys=["action", "object"]
+        )
     with pytest.raises(ManipError, match=r"lift.zarr: has no key 'gripper'"):
         merge([tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr", keys=["gripper"])
     assert not (tmp_path / "all.zarr").exists()
