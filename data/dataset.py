@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from data.errors import ManipError
-from data.sampler import SequenceSampler
+from data.sampler import FRAME_MEMORY_BYTES, SequenceSampler
 from data.store import EpisodeStore
 
 
@@ -48,6 +48,7 @@ class ChunkDataset(torch.utils.data.Dataset):
         val_ratio: float = 0.0,
         seed: int = 0,
         max_train_episodes: int | None = None,
+        frame_memory_bytes: int = FRAME_MEMORY_BYTES,
         _validation: bool = False,
     ):
         self.store = store if isinstance(store, EpisodeStore) else EpisodeStore.open(store)
@@ -72,6 +73,7 @@ class ChunkDataset(torch.utils.data.Dataset):
             action_key=action_key,
             val_ratio=val_ratio,
             seed=seed,
+            frame_memory_bytes=frame_memory_bytes,
         )
         val = validation_mask(self.store.num_episodes, val_ratio, seed)
         train = ~val
@@ -93,6 +95,7 @@ class ChunkDataset(torch.utils.data.Dataset):
             n_latency_steps,
             self.episode_mask,
             first_k,
+            frame_memory_bytes,
         )
 
     def __len__(self) -> int:

@@ -15,10 +15,12 @@ from policies.trainer import TrainerConfig
 
 class DataConfig(StrictConfig):
     """``path``: the Zarr store (relative paths resolve against the working directory);
-    ``max_episodes``: train on at most N episodes (a seeded draw)."""
+    ``max_episodes``: train on at most N episodes (a seeded draw); ``frame_memory_gb``: camera arrays are decoded
+    into RAM once when together they fit in this many GiB (much faster sampling), else read frame by frame."""
 
     path: str
     max_episodes: int | None = None
+    frame_memory_gb: float = Field(1.0, ge=0)
 
 
 class RolloutConfig(StrictConfig):

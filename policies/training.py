@@ -47,6 +47,7 @@ def build_policy_and_dataset(config: TrainConfig):
         pc.n_action_steps,
         seed=config.trainer.seed,
         max_train_episodes=config.data.max_episodes,
+        frame_memory_bytes=int(config.data.frame_memory_gb * (1 << 30)),
     )
     obs_spec, action_spec = specs_from_store(dataset.store, pc.obs_keys)
     lowdim = [f.name for f in obs_spec.of_kind("lowdim")]

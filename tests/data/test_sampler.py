@@ -180,3 +180,15 @@ def test_sample_batch_equals_single_windows_in_memory_and_lazy(small_store, fram
         image = naive_window(small_store.array("agentview_image")[:], ref[i], 5)[:2]
         np.testing.assert_array_equal(batch["agentview_image"][j], image)
         np.testing.assert_array_equal(sampler.sample(int(i))["agentview_image"], image)
+
+
+def test_chunk_dataset_frame_memory_bytes_reaches_its_sampler_and_its_validation_split(small_store):
+    from data.dataset import ChunkDataset
+
+    keys = ["agentview_image"]
+    lazy = ChunkDataset(small_store, keys, 5, 2, 3, val_ratio=0.4, frame_memory_bytes=0)
+    eager = ChunkDataset(small_store, keys, 5, 2, 3, val_ratio=0.4)
+    assert not lazy.sampler.frames_in_memory and eager.sampler.frames_in_memory
+    assert not lazy.get_validation_dataset().sampler.frames_in_memory
+    for i in (0, len(lazy) - 1):
+        np.testing.assert_array_equal(lazy[i]["obs"]["agentview_image"], eager[i]["obs"]["agentview_image"])

@@ -214,6 +214,24 @@ def test_manip_train_feeds_instructions_to_a_vla(tmp_path):
     assert {dataset[0]["instruction"], dataset[len(dataset) - 1]["instruction"]} == set(INSTRUCTIONS)
 
 
+def test_data_frame_memory_gb_is_validated_and_reaches_the_sampler(tmp_path):
+    import yaml
+
+    from policies.train_config import load_train_config
+    from policies.training import build_policy_and_dataset
+
+    write_instruction_store(tmp_path / "multi.zarr", ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])))
+    config_path = tmp_path / "vla.yaml"
+    data = {"path": str(tmp_path / "multi.zarr"), "frame_memory_gb": -1}
+    config_path.write_text(yaml.safe_dump({"task": "Lift", "data": data, "policy": TINY_VLA}))
+    with pytest.raises(ManipError, match="frame_memory_gb"):
+        load_train_config(config_path)
+    data["frame_memory_gb"] = 0.5
+    config_path.write_text(yaml.safe_dump({"task": "Lift", "data": data, "policy": TINY_VLA}))
+    dataset = build_policy_and_dataset(load_train_config(config_path))[1]
+    assert dataset.dataset._settings["frame_memory_bytes"] == 1 << 29
+
+
 def test_vla_training_data_needs_instructions(vla, tmp_path):
     from data.dataset import ChunkDataset
     from data.store import EpisodeStore
@@ -228,7 +246,9 @@ def test_vla_training_data_needs_instructions(vla, tmp_path):
         vla.training_dataset(dataset)
 
 
-@pytest.mark.parametrize("name", ["lift_image_diffusion", "lift_image_meanflow", "vla_multitask"])
+@pytest.mark.parametrize(
+    "name", ["lift_image_diffusion", "lift_image_meanflow", "vla_multitask", "vla_multitask_cpu"]
+)
 def test_shipped_image_and_vla_configs_validate(name):
     from pathlib import Path
 
