@@ -48,6 +48,7 @@ class EpisodeJob:
     source: SourceSpec
     video_path: str = ""
     horizon: int | None = None
+    action_steps: int | None = None
 
 
 # -- worker side ------------------------------------------------------------------------------------------------
@@ -92,7 +93,8 @@ def run_episode(job: EpisodeJob) -> dict:
     obs = env.reset(seed=job.seed)
     if hasattr(source, "start_episode"):
         source.start_episode(job.seed)
-    controller = controller_for(source, env.task)
+    overrides = {} if job.action_steps is None else {"n_action_steps": job.action_steps}
+    controller = controller_for(source, env.task, **overrides)
     frames = []
     success, steps = False, 0
     for step in range(env.horizon):
@@ -111,7 +113,13 @@ def run_episode(job: EpisodeJob) -> dict:
 
         frames.append(env.render("agentview", VIDEO_SIZE))
         write_mp4(job.video_path, frames, fps=env.control_rate)
-    return {"seed": job.seed, "success": success, "steps": steps, "request_s": controller.request_seconds}
+    return {
+        "seed": job.seed,
+        "success": success,
+        "steps": steps,
+        "chunks": len(controller.request_seconds),
+        "request_s": controller.request_seconds,
+    }
 
 
 def _safe_episode(job: EpisodeJob) -> dict:
@@ -122,7 +130,7 @@ def _safe_episode(job: EpisodeJob) -> dict:
 
 
 def _error_record(job: EpisodeJob, error: str) -> dict:
-    return {"seed": job.seed, "success": False, "steps": 0, "error": error, "request_s": []}
+    return {"seed": job.seed, "success": False, "steps": 0, "chunks": 0, "error": error, "request_s": []}
 
 
 # -- parent side ------------------------------------------------------------------------------------------------
@@ -164,13 +172,19 @@ def evaluate(
     video: int = 0,
     horizon: int | None = None,
     quiet: bool = False,
+    action_steps: int | None = None,
 ) -> dict:
-    """Evaluate ``source`` on ``task`` for ``episodes`` seeds; write ``out/results.json`` (+ videos); return it."""
+    """Evaluate ``source`` on ``task`` for ``episodes`` seeds; write ``out/results.json`` (+ videos); return it.
+
+    ``action_steps`` overrides the checkpoint's ``n_action_steps`` (actions executed per chunk) for this run.
+    """
     from sim.tasks import get_task
 
     get_task(task)
     if episodes < 1:
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
+    if action_steps is not None and action_steps < 1:
+        raise ManipError(f"--action-steps must be >= 1, got {action_steps}")
     if workers < 1:
         raise ManipError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
@@ -180,7 +194,7 @@ def evaluate(
     jobs = [
         EpisodeJob(
             task, seed + i, source, str(out / "videos" / f"episode_{i:03d}_seed{seed + i}.mp4") if i < video else "",
-            horizon,
+            horizon, action_steps,
         )
         for i in range(episodes)
     ]  # fmt: skip
@@ -207,6 +221,8 @@ def evaluate(
         "workers": workers,
         "wall_s": round(wall, 3),
     }
+    if action_steps is not None:
+        results["action_steps"] = action_steps
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 

@@ -20,6 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", help="evaluate through an inference server at ws://HOST:PORT")
     parser.add_argument("--token-file", help="file holding the server's auth token")
     parser.add_argument("--horizon", type=int, help="override the task's episode horizon (steps)")
+    parser.add_argument(
+        "--action-steps", type=int, metavar="N", help="actions executed per chunk (default: the checkpoint's)"
+    )
     parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
 
 
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
     results = evaluate(
         source, args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, video=args.video,
-        horizon=args.horizon, quiet=args.json,
+        horizon=args.horizon, quiet=args.json, action_steps=args.action_steps,
     )  # fmt: skip
     print(json.dumps(results) if args.json else summary_line(results, args.out))
     return 0

@@ -109,6 +109,7 @@ def test_wilson_interval_known_values():
         (["--checkpoint", "/nonexistent", "--task", "Lift"], "not a checkpoint directory"),
         (["--server", "http://x:1", "--task", "Lift"], "must look like ws://HOST:PORT"),
         (["--expert", "--task", "Lift", "--workers", "0"], "--workers must be >= 1"),
+        (["--expert", "--task", "Lift", "--action-steps", "0"], "--action-steps must be >= 1"),
         (["--expert"], "missing required option(s) --task"),
     ],
 )

@@ -45,3 +45,11 @@ def test_eval_a_checkpoint(tmp_path):
     assert results["seeds"] == [5, 6] and results["errors"] == 0
     assert [e["steps"] for e in results["per_episode"]] == [12, 12]  # an untrained policy does not succeed
     assert results["latency_ms"]["p50"] > 0
+    assert [e["chunks"] for e in results["per_episode"]] == [3, 3]  # 12 steps, 4 actions executed per chunk
+    closer = manip(
+        "eval", "--checkpoint", str(tmp_path / "ckpt"), "--task", "Lift", "--episodes", "1", "--horizon", "12",
+        "--seed", "5", "--action-steps", "2", "--out", str(tmp_path / "eval2"),
+    )  # fmt: skip
+    assert closer.returncode == 0, closer.stderr
+    results = read_json(tmp_path / "eval2" / "results.json")
+    assert results["action_steps"] == 2 and results["per_episode"][0]["chunks"] == 6
