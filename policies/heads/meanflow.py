@@ -16,9 +16,17 @@ where the average velocity is the instantaneous one); dropped samples keep ``v =
 conditioning with the flag set: one evaluation, guidance included. ω = 1 is exactly the unguided head (same
 backbone inputs, same random draws, no extra forward), so existing checkpoints load unchanged. The paper's
 additional κ mixing term (conditional ``u`` in the target) is not implemented.
+
+``prediction: sample`` reparametrizes the same model: the backbone outputs a clean chunk ``x̂(z, r, t)`` and
+``u = (z - x̂) / max(t, sample_min_t)``, so one step from noise (``r = 0``, ``t = 1``) returns ``x̂`` itself. Every
+``u`` is still reachable (``x̂ = z - max(t, ε) u``) and the loss is unchanged; like the diffusion head's sample
+prediction, the network's output is the action scale rather than noise-like, which learns observation-dependent
+detail faster (docs/RESULTS.md). ``velocity`` (default) is the paper's direct ``u`` output.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -42,6 +50,10 @@ class MeanFlowHeadConfig(StrictConfig):
     """Classifier-free guidance scale ω, trained in (1: off, exactly the unguided head; > 1 sharpens)."""
     cond_dropout: float = Field(0.1, ge=0, lt=1)
     """Share of training samples given the unconditional input; used only when ``cfg_scale != 1``."""
+    prediction: Literal["velocity", "sample"] = "velocity"
+    """What the backbone outputs: the average velocity ``u`` or a clean chunk ``x̂`` (``u = (z - x̂) / t``)."""
+    sample_min_t: float = Field(0.05, gt=0, le=1)
+    """Floor on ``t`` in ``u = (z - x̂) / t`` with ``prediction: sample`` (keeps the division bounded)."""
 
     @model_validator(mode="after")
     def _guidance_needs_dropout(self):
@@ -86,8 +98,12 @@ class MeanFlowHead(GenerativeHead):
         return torch.where(equal, t, r), t
 
     def average_velocity(self, backbone, z, r, t, cond):
+        """``u(z, r, t)``: the backbone's output, or ``(z - x̂) / max(t, ε)`` with ``prediction: sample``."""
         scale = self.config.time_scale
-        return backbone(z, t * scale, cond, r * scale)
+        out = backbone(z, t * scale, cond, r * scale)
+        if self.config.prediction == "velocity":
+            return out
+        return (z - out) / t.clamp(min=self.config.sample_min_t)[:, None, None]
 
     def loss(self, backbone, actions, cond):
         noise = torch.randn_like(actions)

@@ -17,6 +17,7 @@ HEAD_PARAMS = {
     "flow-heun-beta": {"solver": "heun", "time_sampling": "beta", "default_steps": 3},
     "flow-prefix": {"default_steps": 4, "prefix_training": 0.5, "max_prefix": 4},
     "meanflow": {},
+    "meanflow-sample": {"prediction": "sample"},
 }
 
 
@@ -76,6 +77,22 @@ def test_meanflow_samples_in_one_network_evaluation():
     counting = CountingBackbone(backbone)
     head.sample(counting, torch.randn(BATCH, COND_DIM), HORIZON, ACTION_DIM)
     assert counting.calls == 1
+
+
+def test_meanflow_sample_prediction_returns_the_clean_chunk_in_one_step():
+    """With ``prediction: sample`` the backbone's output is x̂ and u = (z - x̂) / max(t, ε)."""
+    head, backbone = build("meanflow-sample")
+    cond = torch.randn(BATCH, COND_DIM)
+    noise = torch.randn(BATCH, HORIZON, ACTION_DIM, generator=torch.Generator().manual_seed(1))
+    one = torch.ones(BATCH)
+    x_hat = backbone(noise, one * head.config.time_scale, cond, 0 * one)
+    out = head.sample(backbone, cond, HORIZON, ACTION_DIM, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, x_hat)
+    z, t = torch.randn(BATCH, HORIZON, ACTION_DIM), torch.tensor([0.01, 0.3, 0.6, 1.0])
+    r = t / 2
+    u = head.average_velocity(backbone, z, r, t, cond)
+    raw = backbone(z, t * head.config.time_scale, cond, r * head.config.time_scale)
+    torch.testing.assert_close(u, (z - raw) / t.clamp(min=0.05)[:, None, None])
 
 
 @pytest.mark.parametrize("backbone_name", list(BACKBONE_PARAMS))
