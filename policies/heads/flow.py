@@ -6,6 +6,11 @@ is also *trained* for it (training-time action conditioning): that share of trai
 1..``max_prefix`` ground-truth actions, the backbone is told which steps are given (a mask appended to the
 conditioning) and learns only the rest; at sampling the prefix is given clean, exactly as in training. This is
 what lets a chunk requested from an old observation continue the actions that actually ran meanwhile.
+
+``prediction: sample`` lets the backbone output a clean chunk ``x̂`` instead of the velocity; the head turns it into
+``v = (x̂ - x_t) / max(1 - t, sample_min_gap)`` and trains on the same velocity loss (so every velocity is still
+reachable; one Euler step from noise returns ``x̂``). Same idea as the diffusion head's ``prediction_type: sample``
+and MeanFlow's ``prediction: sample``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class FlowHeadConfig(StrictConfig):
     """Share of training chunks given a clean action prefix (0: no prefix conditioning, plain inpainting)."""
     max_prefix: int = Field(10, ge=1)
     """Longest training prefix (clipped to horizon - 1); cover the delay in ticks you expect at deployment."""
+    prediction: Literal["velocity", "sample"] = "velocity"
+    """What the backbone outputs: the velocity, or a clean chunk ``x̂`` (``v = (x̂ - x_t) / (1 - t)``)."""
+    sample_min_gap: float = Field(0.05, gt=0, le=1)
+    """Floor on ``1 - t`` in ``v = (x̂ - x_t) / (1 - t)`` with ``prediction: sample``."""
 
 
 @HEADS.register("flow", FlowHeadConfig)
@@ -66,8 +75,13 @@ class FlowHead(GenerativeHead):
     def velocity(
         self, backbone, x: torch.Tensor, t: float | torch.Tensor, cond: torch.Tensor
     ) -> torch.Tensor:
+        """The velocity at ``(x, t)``: the backbone's output, or ``(x̂ - x) / max(1 - t, ε)`` with ``prediction: sample``."""
         time = torch.as_tensor(t, device=x.device, dtype=torch.float32).expand(x.shape[0])
-        return backbone(x, time * self.config.time_scale, cond)
+        out = backbone(x, time * self.config.time_scale, cond)
+        if self.config.prediction == "velocity":
+            return out
+        gap = (1 - time).clamp(min=self.config.sample_min_gap).to(out.dtype)
+        return (out - x) / gap[:, None, None]
 
     def loss(self, backbone, actions, cond):
         noise = torch.randn_like(actions)

@@ -18,6 +18,7 @@ HEAD_PARAMS = {
     "flow-prefix": {"default_steps": 4, "prefix_training": 0.5, "max_prefix": 4},
     "meanflow": {},
     "meanflow-sample": {"prediction": "sample"},
+    "flow-sample": {"prediction": "sample", "default_steps": 3},
 }
 
 
@@ -93,6 +94,21 @@ def test_meanflow_sample_prediction_returns_the_clean_chunk_in_one_step():
     u = head.average_velocity(backbone, z, r, t, cond)
     raw = backbone(z, t * head.config.time_scale, cond, r * head.config.time_scale)
     torch.testing.assert_close(u, (z - raw) / t.clamp(min=0.05)[:, None, None])
+
+
+def test_flow_sample_prediction_turns_the_clean_chunk_into_a_velocity():
+    head, backbone = build("flow-sample")
+    cond = torch.randn(BATCH, COND_DIM)
+    noise = torch.randn(BATCH, HORIZON, ACTION_DIM, generator=torch.Generator().manual_seed(2))
+    x_hat = backbone(noise, torch.zeros(BATCH), cond)
+    one_step = head.sample(
+        backbone, cond, HORIZON, ACTION_DIM, steps=1, generator=torch.Generator().manual_seed(2)
+    )
+    torch.testing.assert_close(one_step, x_hat)  # one Euler step from noise lands on x̂
+    x, t = torch.randn(BATCH, HORIZON, ACTION_DIM), torch.tensor([0.0, 0.5, 0.9, 0.99])
+    raw = backbone(x, t * head.config.time_scale, cond)
+    expected = (raw - x) / (1 - t).clamp(min=0.05)[:, None, None]
+    torch.testing.assert_close(head.velocity(backbone, x, t, cond), expected)
 
 
 @pytest.mark.parametrize("backbone_name", list(BACKBONE_PARAMS))
