@@ -25,26 +25,26 @@ def choose_keys(
     sources: Sequence[Path], specs: Sequence[dict], keys: Sequence[str] | None
 ) -> tuple[list, list]:
     """The keys to merge and the keys dropped (present in some sources only, or with differing shapes)."""
-    everywhere = [k for k in specs[0] if all(k in s for s in specs)]
+    every_key = {k for spec in specs for k in spec}
     if keys is None:
-        kept = [k for k in everywhere if all(s[k] == specs[0][k] for s in specs)]
-        dropped = sorted({k for s in specs for k in s} - set(kept))
+        kept = [k for k in specs[0] if all(spec.get(k) == specs[0][k] for spec in specs)]
         if not kept:
             raise ManipError(
                 "the sources share no key with the same per-step shape and dtype; nothing to merge"
             )
-        return kept, dropped
+        return kept, sorted(every_key - set(kept))
+    if not keys:
+        raise ManipError("--keys names no key")
     for key in keys:
         for src, spec in zip(sources, specs, strict=True):
             if key not in spec:
                 raise ManipError(f"{src}: has no key {key!r} (its keys: {', '.join(sorted(spec))})")
-        shapes = {tuple(spec[key]) for spec in specs}
-        if len(shapes) > 1:
+        if len({spec[key] for spec in specs}) > 1:
             shown = "; ".join(
                 f"{src}: {spec[key][0]} {spec[key][1]}" for src, spec in zip(sources, specs, strict=True)
             )
             raise ManipError(f"key {key!r} differs between sources ({shown})")
-    return list(keys), sorted({k for s in specs for k in s} - set(keys))
+    return list(keys), sorted(every_key - set(keys))
 
 
 def merge(

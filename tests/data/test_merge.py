@@ -57,6 +57,8 @@ def test_merge_with_keys_refuses_a_key_that_differs_and_leaves_nothing_behind(tm
     with pytest.raises(ManipError, match=r"lift.zarr: has no key 'gripper'"):
         merge([tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr", keys=["gripper"])
     assert not (tmp_path / "all.zarr").exists()
+    with pytest.raises(ManipError, match="--keys names no key"):
+        merge([tmp_path / "lift.zarr", tmp_path / "can.zarr"], tmp_path / "all.zarr", keys=[])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["can.zarr", "lift.zarr"]  # no staging left behind
 
 

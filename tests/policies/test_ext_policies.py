@@ -214,7 +214,7 @@ def test_manip_train_feeds_instructions_to_a_vla(tmp_path):
     assert {dataset[0]["instruction"], dataset[len(dataset) - 1]["instruction"]} == set(INSTRUCTIONS)
 
 
-def test_data_frame_memory_gb_is_validated_and_reaches_the_sampler(tmp_path):
+def test_data_frame_memory_gb_is_validated_and_reaches_the_dataset(tmp_path):
     import yaml
 
     from policies.train_config import load_train_config
