@@ -96,10 +96,10 @@ def build_policy(meta: dict, where: str = "checkpoint"):
     )
 
 
-def load_policy(path: str | Path, device: str | torch.device = "cpu"):
-    """Load a checkpoint directory into a policy in eval mode on ``device``."""
+def load_policy(path: str | Path, device: str | torch.device = "cpu", meta: dict | None = None):
+    """Load a checkpoint directory into a policy in eval mode on ``device`` (``meta``: its already read config)."""
     path = Path(path)
-    meta = read_metadata(path)
+    meta = read_metadata(path) if meta is None else meta
     policy = build_policy(meta, where=str(path))
     state = load_file(str(path / WEIGHTS))
     try:
@@ -114,3 +114,35 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu"):
             + (f"; unexpected {', '.join(unexpected[:3])}" if unexpected else "")
         )
     return policy.to(device).eval()
+
+
+def _first_difference(a, b, where: str) -> str | None:
+    """The dotted path of the first value that differs between two JSON-like trees, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{where} ({a!r} here, {b!r} in the checkpoint)"
+
+
+def load_for_finetuning(path: str | Path, like) -> torch.nn.Module:
+    """Load checkpoint ``path`` as the starting point of a run whose freshly built policy is ``like``.
+
+    The policy config and the observation/action specs must match exactly (else a one-line error naming the first
+    difference). The checkpoint's normalizer is kept: its weights were learned in that normalized space.
+    """
+    from policies.config import parse_policy_config
+
+    path = Path(path)
+    meta = read_metadata(path)
+    wanted = policy_metadata(like)
+    saved = dict(
+        meta, policy=parse_policy_config(meta["policy"], where=f"{path}: policy").model_dump(mode="json")
+    )
+    for key in ("policy", "obs_spec", "action_spec"):
+        found = _first_difference(wanted[key], saved.get(key), key)
+        if found:
+            raise ManipError(f"init_from {path}: the checkpoint does not match this run's {found}")
+    return load_policy(path, meta=meta).train()

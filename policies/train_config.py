@@ -33,9 +33,14 @@ class RolloutConfig(StrictConfig):
 
 
 class TrainConfig(StrictConfig):
-    """Everything ``manip train CONFIG.yaml`` needs; ``policy`` is validated by the config model of its type."""
+    """Everything ``manip train CONFIG.yaml`` needs; ``policy`` is validated by the config model of its type.
+
+    ``init_from``: a checkpoint directory to start from (fine-tuning, or training longer on a fresh schedule): its
+    weights and normalizer are loaded, while the optimizer, LR schedule, EMA and step count start anew.
+    """
 
     task: str = "Lift"
+    init_from: str | None = None
     data: DataConfig
     policy: dict[str, Any] = Field(default_factory=dict)
     trainer: TrainerConfig = TrainerConfig()

@@ -86,6 +86,10 @@ def run_training(
     saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
     seed_everything(config.trainer.seed)  # the initial weights are a function of the seed
     policy, dataset = build_policy_and_dataset(config)
+    if config.init_from and not resume:  # on resume, the saved state already holds the weights
+        from policies.checkpoint import load_for_finetuning
+
+        policy = load_for_finetuning(config.init_from, like=policy)
     trainer = Trainer(policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet)
     if resume:
         trainer.resume()

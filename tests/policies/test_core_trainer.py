@@ -85,6 +85,33 @@ def test_exact_resume_matches_an_uninterrupted_run(tiny_store, tiny_train_raw, t
     assert all(torch.equal(exported[k], full[f"ema/{k}"]) for k in exported)
 
 
+def test_init_from_starts_a_fresh_schedule_from_a_checkpoints_weights(tiny_store, tiny_train_raw, tmp_path):
+    """init_from loads weights and normalizer (not the data's fresh fit); optimizer, EMA and step start anew."""
+    from policies.checkpoint import load_for_finetuning, load_policy
+    from policies.training import build_policy_and_dataset
+
+    base = validate_config(TrainConfig, tiny_train_raw(tiny_store, "flow", steps=6))
+    checkpoint = run_training(base, tmp_path / "base", quiet=True)
+    raw = tiny_train_raw(tiny_store, "flow", steps=2, seed=1)
+    raw |= {"init_from": str(checkpoint), "data": {"path": str(tiny_store), "max_episodes": 2}}
+    config = validate_config(TrainConfig, raw)
+    fresh, _ = build_policy_and_dataset(config)
+    started = load_for_finetuning(checkpoint, like=fresh)
+    saved = load_policy(checkpoint)
+    assert started.training and started.normalizer.to_json() == saved.normalizer.to_json()
+    assert started.normalizer.to_json() != fresh.normalizer.to_json()  # 2 episodes fit other statistics
+    expected = saved.state_dict()
+    assert started.state_dict().keys() == expected.keys()
+    assert all(torch.equal(value, expected[key]) for key, value in started.state_dict().items())
+    run_training(config, tmp_path / "tuned", quiet=True)
+    assert json.loads((tmp_path / "tuned" / "state" / "state.json").read_text())["step"] == 2
+    longer = validate_config(TrainConfig, raw | {"policy": {**raw["policy"], "horizon": 12}})
+    with pytest.raises(
+        ManipError, match=r"init_from .*does not match this run's policy\.horizon \(12 here, 8 in"
+    ):
+        run_training(longer, tmp_path / "mismatch", quiet=True)
+
+
 def test_rollouts_keep_the_top_k_checkpoints(tiny_store, tiny_train_raw, tmp_path):
     """The trainer calls the injected rollout every N steps and keeps the k best by success rate."""
     rates = iter([0.2, 0.9, 0.5, 0.1])
