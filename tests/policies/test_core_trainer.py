@@ -103,8 +103,10 @@ def test_init_from_starts_a_fresh_schedule_from_a_checkpoints_weights(tiny_store
     expected = saved.state_dict()
     assert started.state_dict().keys() == expected.keys()
     assert all(torch.equal(value, expected[key]) for key, value in started.state_dict().items())
-    run_training(config, tmp_path / "tuned", quiet=True)
+    tuned = run_training(config, tmp_path / "tuned", quiet=True)
     assert json.loads((tmp_path / "tuned" / "state" / "state.json").read_text())["step"] == 2
+    # the run trained the loaded policy, not the freshly fitted one
+    assert load_policy(tuned).normalizer.to_json() == saved.normalizer.to_json()
     longer = validate_config(TrainConfig, raw | {"policy": {**raw["policy"], "horizon": 12}})
     with pytest.raises(
         ManipError, match=r"init_from .*does not match this run's policy\.horizon \(12 here, 8 in"
