@@ -101,6 +101,10 @@ class ChunkDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.sampler)
 
+    def window_episodes(self) -> np.ndarray:
+        """The episode index of every item, ``(len(self),)``."""
+        return self.sampler.window_episodes()
+
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):
             raise IndexError(f"ChunkDataset index {i} out of range ({len(self)} windows)")

@@ -127,6 +127,10 @@ class SequenceSampler:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def window_episodes(self) -> np.ndarray:
+        """The episode index of every window, ``(len(self),)``."""
+        return np.searchsorted(np.asarray(self.store.episode_ends), self.indices[:, 0], side="right")
+
     def sample(self, i: int) -> dict[str, np.ndarray]:
         """Window ``i``: ``{key: (sequence_length, ...)}`` (``(k, ...)`` for keys in ``first_k``)."""
         if not -len(self) <= i < len(self):

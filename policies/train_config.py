@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
 from data.config import StrictConfig, apply_overrides, read_yaml, validate_config
 from data.errors import ManipError
@@ -16,11 +16,14 @@ from policies.trainer import TrainerConfig
 class DataConfig(StrictConfig):
     """``path``: the Zarr store (relative paths resolve against the working directory);
     ``max_episodes``: train on at most N episodes (a seeded draw); ``frame_memory_gb``: camera arrays are decoded
-    into RAM once when together they fit in this many GiB (much faster sampling), else read frame by frame."""
+    into RAM once when together they fit in this many GiB (much faster sampling), else read frame by frame;
+    ``task_weights``: each task's share of a batch in a multi-task store, e.g. ``{Lift: 1, Stack: 2}`` (every task
+    of the store named; see :mod:`data.mixture`); unset, every window is equally likely."""
 
     path: str
     max_episodes: int | None = None
     frame_memory_gb: float = Field(1.0, ge=0)
+    task_weights: dict[str, PositiveFloat] | None = None
 
 
 class RolloutConfig(StrictConfig):

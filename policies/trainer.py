@@ -82,16 +82,35 @@ class StepBatchSampler(Sampler[list[int]]):
     """Batches of indices determined by ``(seed, step)`` alone.
 
     The index stream is the concatenation of permutations ``randperm(size)`` seeded ``seed + epoch``; step ``s``
-    takes positions ``s * batch_size ...`` of it (so a dataset smaller than a batch works too). Yields the
-    batches for steps ``start, start+1, ...``; with DDP each rank takes its share of each global batch.
+    takes positions ``s * batch_size ...`` of it (so a dataset smaller than a batch works too). With ``weights``
+    (a probability per index, e.g. :func:`data.mixture.task_mixture_weights`) step ``s`` instead draws its batch
+    with replacement from a generator seeded by ``(seed, s)``. Yields the batches for steps ``start, start+1,
+    ...``; with DDP each rank takes its share of each global batch.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int, start: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        start: int,
+        rank: int = 0,
+        world: int = 1,
+        weights: np.ndarray | None = None,
+    ):
         if size < 1:
             raise ManipError("the dataset has no samples to train on")
         self.size, self.batch_size, self.seed, self.start = size, batch_size, seed, start
         self.rank, self.world = rank, world
         self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+        self.weights = None
+        if weights is not None:
+            weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+            if weights.shape != (size,) or not torch.isfinite(weights).all() or (weights < 0).any():
+                raise ManipError(f"sampling weights must be {size} finite non-negative numbers")
+            if weights.sum() <= 0:
+                raise ManipError("sampling weights are all zero")
+            self.weights = weights
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
@@ -101,6 +120,11 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def batch(self, step: int) -> list[int]:
         """The global batch of ``step``."""
+        if self.weights is not None:
+            generator = torch.Generator().manual_seed((self.seed << 32) + step)
+            return torch.multinomial(
+                self.weights, self.batch_size, replacement=True, generator=generator
+            ).tolist()
         out: list[int] = []
         position = step * self.batch_size
         while len(out) < self.batch_size:
@@ -152,8 +176,10 @@ class Trainer:
         out_dir: str | Path,
         rollout: RolloutFn | None = None,
         quiet: bool = False,
+        sample_weights: np.ndarray | None = None,
     ):
         self.config = config
+        self.sample_weights = sample_weights  # a probability per dataset index; None: uniform epochs
         self.out_dir = Path(out_dir)
         self.rollout = rollout
         self.quiet = quiet
@@ -223,7 +249,13 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- loop
     def _batches(self) -> Iterator[dict]:
         sampler = StepBatchSampler(
-            len(self.dataset), self.config.batch_size, self.config.seed, self.step, self.rank, self.world
+            len(self.dataset),
+            self.config.batch_size,
+            self.config.seed,
+            self.step,
+            self.rank,
+            self.world,
+            self.sample_weights,
         )
         loader = DataLoader(
             self.dataset,

@@ -62,6 +62,20 @@ def build_policy_and_dataset(config: TrainConfig):
     return policy, policy.training_dataset(dataset)
 
 
+def mixture_weights(dataset, task_weights: dict[str, float], quiet: bool = False):
+    """Per-window sampling probabilities giving each task its ``task_weights`` share of a batch (printed)."""
+    from data.mixture import episode_tasks, task_mixture_weights, task_shares
+
+    windows = dataset.window_episodes()
+    weights = task_mixture_weights(dataset.store, windows, task_weights)
+    if not quiet:
+        tasks = episode_tasks(dataset.store, windows)
+        before, after = task_shares(windows, None, tasks), task_shares(windows, weights, tasks)
+        shares = ", ".join(f"{t} {before[t]:.0%} -> {after[t]:.0%}" for t in after)
+        print(f"task shares of a batch (uniform windows -> task_weights): {shares}")
+    return weights
+
+
 def run_training(
     config: TrainConfig,
     out_dir: str | Path,
@@ -90,7 +104,12 @@ def run_training(
         from policies.checkpoint import load_for_finetuning
 
         policy = load_for_finetuning(config.init_from, like=policy)
-    trainer = Trainer(policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet)
+    weights = None
+    if config.data.task_weights:
+        weights = mixture_weights(dataset, config.data.task_weights, quiet=quiet)
+    trainer = Trainer(
+        policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet, sample_weights=weights
+    )
     if resume:
         trainer.resume()
     checkpoint = trainer.fit(stop_at=stop_at)

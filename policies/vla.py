@@ -125,11 +125,19 @@ class InstructionDataset(torch.utils.data.Dataset):
                     f"{store.path}: episode {episode} has no instruction in its metadata (vla policy)"
                 )
             self.instructions.append(text)
-        starts = dataset.sampler.indices[:, 0]
-        self.window_episode = np.searchsorted(np.asarray(store.episode_ends), starts, side="right")
+        self.window_episode = dataset.sampler.window_episodes()
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    @property
+    def store(self):
+        """The wrapped dataset's store."""
+        return self.dataset.store
+
+    def window_episodes(self) -> np.ndarray:
+        """The episode index of every item (as the wrapped dataset's)."""
+        return self.window_episode
 
     def __getitem__(self, i: int) -> dict:
         return self.__getitems__([i])[0]

@@ -26,7 +26,7 @@ def write_store(path: Path, episodes: int = 6, length: int = 24, seed: int = 0) 
         )
         store.add_episode(
             {"robot0_eef_pos": eef, "object": obj.astype(np.float32), "action": action.astype(np.float32)},
-            {"success": True, "seed": i},
+            {"success": True, "seed": i, "task": "Lift"},
         )
     return path
 

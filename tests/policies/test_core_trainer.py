@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -62,6 +63,34 @@ def test_batch_order_depends_only_on_seed_and_step():
     ranks = [StepBatchSampler(50, 8, 3, 0, rank=r, world=2) for r in (0, 1)]
     first = [next(iter(s)) for s in ranks]
     assert sorted(first[0] + first[1]) == sorted(batches[0])
+
+
+def test_weighted_batches_follow_the_weights_and_depend_only_on_seed_and_step():
+    weights = np.zeros(50)
+    weights[[3, 7]] = [0.75, 0.25]
+    full = StepBatchSampler(50, 400, seed=3, start=0, weights=weights)
+    late = StepBatchSampler(50, 400, seed=3, start=2, weights=weights)
+    batches = [b for b, _ in zip(full, range(4), strict=False)]
+    assert [b for b, _ in zip(late, range(2), strict=False)] == batches[2:4]  # exact resume
+    assert batches[0] != batches[1]
+    drawn = np.array(batches).ravel()
+    assert set(drawn.tolist()) == {3, 7}  # zero weight: never drawn
+    assert (drawn == 3).mean() == pytest.approx(0.75, abs=0.05)
+    with pytest.raises(ManipError, match="50 finite non-negative"):
+        StepBatchSampler(50, 8, seed=0, start=0, weights=np.ones(49))
+
+
+def test_task_weights_reach_training_and_bad_ones_fail_in_one_line(tiny_store, tiny_train_raw, tmp_path):
+    raw = tiny_train_raw(tiny_store, "flow", steps=2)
+    with pytest.raises(ManipError, match=r"data\.task_weights\.Lift: Input should be greater than 0"):
+        validate_config(TrainConfig, {**raw, "data": {**raw["data"], "task_weights": {"Lift": -1}}})
+    typo = validate_config(
+        TrainConfig, {**raw, "data": {**raw["data"], "task_weights": {"Lift": 1, "Lfit": 1}}}
+    )
+    with pytest.raises(ManipError, match="Lfit have no training episodes"):
+        run_training(typo, tmp_path / "typo", quiet=True)
+    config = validate_config(TrainConfig, {**raw, "data": {**raw["data"], "task_weights": {"Lift": 2.0}}})
+    assert (run_training(config, tmp_path / "weighted", quiet=True) / "model.safetensors").is_file()
 
 
 def test_exact_resume_matches_an_uninterrupted_run(tiny_store, tiny_train_raw, tmp_path):
