@@ -16,36 +16,33 @@ from data.errors import ManipError
 from data.store import EpisodeStore
 
 
-def episode_tasks(store: EpisodeStore, episodes: np.ndarray) -> dict[int, str]:
-    """``{episode: task}`` for the given episodes; an episode without a ``"task"`` in its metadata is an error."""
+def window_tasks(store: EpisodeStore, window_episodes: np.ndarray) -> np.ndarray:
+    """The task of every window (its episode's metadata ``"task"``); an episode without one is an error."""
     tasks = {}
-    for episode in np.unique(episodes).tolist():
+    for episode in np.unique(window_episodes).tolist():
         task = store.episode_meta(episode).get("task")
         if not isinstance(task, str) or not task:
             raise ManipError(
                 f"{store.path}: episode {episode} has no 'task' in its metadata (data.task_weights)"
             )
         tasks[episode] = task
-    return tasks
+    return np.array([tasks[e] for e in np.asarray(window_episodes).tolist()], dtype=object)
 
 
-def task_mixture_weights(
-    store: EpisodeStore, window_episodes: np.ndarray, task_weights: Mapping[str, float]
-) -> np.ndarray:
+def task_mixture_weights(window_task: np.ndarray, task_weights: Mapping[str, float]) -> np.ndarray:
     """Sampling probability of each window (sums to 1) so that task ``t`` fills ``w_t / sum(w)`` of a batch.
 
-    Every task among the windows' episodes must be named, and every named task must have windows: a typo must not
-    silently train on a different mixture.
+    Every task among the windows must be named, and every named task must have windows: a typo must not silently
+    train on a different mixture.
     """
-    window_episodes = np.asarray(window_episodes)
-    if window_episodes.size == 0:
+    window_task = np.asarray(window_task)
+    if window_task.size == 0:
         raise ManipError("data.task_weights: the dataset has no training windows")
     bad = {task: w for task, w in task_weights.items() if not np.isfinite(w) or w <= 0}
     if bad:
         raise ManipError(f"data.task_weights: weights must be positive numbers, got {bad}")
-    tasks = episode_tasks(store, window_episodes)
-    window_task = np.array([tasks[e] for e in window_episodes.tolist()])
-    present = sorted(set(tasks.values()))
+    present, inverse, counts = np.unique(window_task, return_inverse=True, return_counts=True)
+    present = present.tolist()
     unnamed = [t for t in present if t not in task_weights]
     if unnamed:
         raise ManipError(
@@ -57,23 +54,12 @@ def task_mixture_weights(
             f"data.task_weights: task(s) {', '.join(absent)} have no training episodes "
             f"(the store's tasks: {', '.join(present)})"
         )
-    total = sum(task_weights[t] for t in present)
-    weights = np.zeros(len(window_episodes), dtype=np.float64)
-    for task in present:
-        members = window_task == task
-        weights[members] = task_weights[task] / total / members.sum()
-    return weights
+    share = np.array([task_weights[t] for t in present], dtype=np.float64)
+    return (share / share.sum() / counts)[inverse]
 
 
-def task_shares(
-    window_episodes: np.ndarray, weights: np.ndarray, tasks: Mapping[int, str]
-) -> dict[str, float]:
+def task_shares(window_task: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
     """Each task's expected share of a batch under ``weights`` (uniform when ``weights`` is None)."""
-    window_episodes = np.asarray(window_episodes)
-    if weights is None:
-        weights = np.full(len(window_episodes), 1.0 / max(len(window_episodes), 1))
-    shares: dict[str, float] = {}
-    for episode, weight in zip(window_episodes.tolist(), np.asarray(weights).tolist(), strict=True):
-        task = tasks[episode]
-        shares[task] = shares.get(task, 0.0) + weight
-    return dict(sorted(shares.items()))
+    present, inverse = np.unique(np.asarray(window_task), return_inverse=True)
+    weights = np.full(len(inverse), 1.0 / max(len(inverse), 1)) if weights is None else np.asarray(weights)
+    return dict(zip(present.tolist(), np.bincount(inverse, weights=weights).tolist(), strict=True))

@@ -64,13 +64,12 @@ def build_policy_and_dataset(config: TrainConfig):
 
 def mixture_weights(dataset, task_weights: dict[str, float], quiet: bool = False):
     """Per-window sampling probabilities giving each task its ``task_weights`` share of a batch (printed)."""
-    from data.mixture import episode_tasks, task_mixture_weights, task_shares
+    from data.mixture import task_mixture_weights, task_shares, window_tasks
 
-    windows = dataset.window_episodes()
-    weights = task_mixture_weights(dataset.store, windows, task_weights)
+    tasks = window_tasks(dataset.store, dataset.window_episodes())
+    weights = task_mixture_weights(tasks, task_weights)
     if not quiet:
-        tasks = episode_tasks(dataset.store, windows)
-        before, after = task_shares(windows, None, tasks), task_shares(windows, weights, tasks)
+        before, after = task_shares(tasks), task_shares(tasks, weights)
         shares = ", ".join(f"{t} {before[t]:.0%} -> {after[t]:.0%}" for t in after)
         print(f"task shares of a batch (uniform windows -> task_weights): {shares}")
     return weights

@@ -8,7 +8,7 @@ import pytest
 
 from data.dataset import ChunkDataset
 from data.errors import ManipError
-from data.mixture import episode_tasks, task_mixture_weights, task_shares
+from data.mixture import task_mixture_weights, task_shares, window_tasks
 from data.store import EpisodeStore
 from tests.data.conftest import make_episode
 
@@ -23,21 +23,20 @@ def two_task_store(tmp_path, rng):
     return store
 
 
-def windows_of(store):
-    return ChunkDataset(
+def tasks_of(store):
+    windows = ChunkDataset(
         store, ["robot0_eef_pos"], horizon=8, n_obs_steps=2, n_action_steps=4
     ).window_episodes()
+    return window_tasks(store, windows)
 
 
 def test_each_task_gets_its_weighted_share_spread_evenly(two_task_store):
-    windows = windows_of(two_task_store)
-    tasks = episode_tasks(two_task_store, windows)
-    uniform = task_shares(windows, None, tasks)
-    assert uniform["Stack"] > 0.6  # long episodes dominate uniform window sampling
-    weights = task_mixture_weights(two_task_store, windows, {"Lift": 3.0, "Stack": 1.0})
+    tasks = tasks_of(two_task_store)
+    assert task_shares(tasks)["Stack"] > 0.6  # long episodes dominate uniform window sampling
+    weights = task_mixture_weights(tasks, {"Lift": 3.0, "Stack": 1.0})
     assert weights.sum() == pytest.approx(1.0)
-    assert task_shares(windows, weights, tasks) == pytest.approx({"Lift": 0.75, "Stack": 0.25})
-    lift = np.isin(windows, [e for e, t in tasks.items() if t == "Lift"])
+    assert task_shares(tasks, weights) == pytest.approx({"Lift": 0.75, "Stack": 0.25})
+    lift = tasks == "Lift"
     assert np.allclose(weights[lift], weights[lift][0]) and np.allclose(weights[~lift], weights[~lift][0])
 
 
@@ -51,7 +50,7 @@ def test_each_task_gets_its_weighted_share_spread_evenly(two_task_store):
 )
 def test_weights_that_do_not_match_the_stores_tasks_are_refused(two_task_store, task_weights, message):
     with pytest.raises(ManipError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        task_mixture_weights(two_task_store, windows_of(two_task_store), task_weights)
+        task_mixture_weights(tasks_of(two_task_store), task_weights)
 
 
 def test_an_episode_without_a_task_is_named(tmp_path, rng):
@@ -59,4 +58,4 @@ def test_an_episode_without_a_task_is_named(tmp_path, rng):
     store.add_episode(make_episode(rng, 12), {"task": "Lift"})
     store.add_episode(make_episode(rng, 12), {"seed": 1})
     with pytest.raises(ManipError, match="episode 1 has no 'task'"):
-        task_mixture_weights(store, windows_of(store), {"Lift": 1.0})
+        task_mixture_weights(tasks_of(store), {"Lift": 1.0})
