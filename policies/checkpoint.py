@@ -127,11 +127,33 @@ def _first_difference(a, b, where: str) -> str | None:
     return None if a == b else f"{where} ({a!r} here, {b!r} in the checkpoint)"
 
 
+def _split_training_target(policy: dict, where: str) -> tuple[dict, dict]:
+    """``policy`` without its head's training-target settings, and those settings (defaults filled in).
+
+    A head config names them in ``FINETUNE_MAY_CHANGE``: settings that change what the network is trained to output
+    or how it is sampled, never the shapes or meaning of its inputs, so a fine-tune may switch them.
+    """
+    from policies.heads.base import HEADS
+
+    head = dict(policy.get("head") or {})
+    name = head.pop("name", None)
+    if name is None:
+        return policy, {}
+    config_cls = HEADS.get(name).config_cls
+    may_change = getattr(config_cls, "FINETUNE_MAY_CHANGE", frozenset())
+    settings = HEADS.parse_params(name, head, where=f"{where}: policy.head").model_dump(mode="json")
+    kept = {key: value for key, value in settings.items() if key not in may_change}
+    target = {key: value for key, value in settings.items() if key in may_change}
+    return dict(policy, head={"name": name, **kept}), target
+
+
 def load_for_finetuning(path: str | Path, like) -> torch.nn.Module:
     """Load checkpoint ``path`` as the starting point of a run whose freshly built policy is ``like``.
 
     The policy config and the observation/action specs must match exactly (else a one-line error naming the first
-    difference). The checkpoint's normalizer is kept: its weights were learned in that normalized space.
+    difference), except the head's training-target settings (``FINETUNE_MAY_CHANGE`` of its config, e.g. the flow
+    head's ``prediction``): a fine-tune may switch those, and each switch is printed. The checkpoint's normalizer is
+    kept: its weights were learned in that normalized space.
     """
     from policies.config import parse_policy_config
 
@@ -141,8 +163,16 @@ def load_for_finetuning(path: str | Path, like) -> torch.nn.Module:
     saved = dict(
         meta, policy=parse_policy_config(meta["policy"], where=f"{path}: policy").model_dump(mode="json")
     )
+    wanted["policy"], wanted_target = _split_training_target(wanted["policy"], "this run")
+    saved["policy"], saved_target = _split_training_target(saved["policy"], str(path))
     for key in ("policy", "obs_spec", "action_spec"):
         found = _first_difference(wanted[key], saved.get(key), key)
         if found:
             raise ManipError(f"init_from {path}: the checkpoint does not match this run's {found}")
+    for key, value in wanted_target.items():
+        if saved_target.get(key) != value:
+            print(
+                f"init_from: policy.head.{key} changes from {saved_target.get(key)!r} to {value!r}",
+                flush=True,
+            )
     return load_policy(path, meta=meta).train()

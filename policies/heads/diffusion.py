@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,11 @@ from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps
 
 class DiffusionHeadConfig(StrictConfig):
     """DDPM noise schedule, what the backbone predicts and the default sampler and step count."""
+
+    FINETUNE_MAY_CHANGE: ClassVar[frozenset[str]] = frozenset(
+        {"prediction_type", "clip_sample", "sampler", "default_steps"}
+    )
+    """Settings of the training target and sampler that an ``init_from`` fine-tune may switch."""
 
     num_train_timesteps: int = 100
     beta_schedule: str = "squaredcos_cap_v2"

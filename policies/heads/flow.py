@@ -15,7 +15,7 @@ and MeanFlow's ``prediction: sample``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,19 @@ from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps
 
 class FlowHeadConfig(StrictConfig):
     """Training-time distribution (uniform or Beta), solver, default steps, scale of time fed to the backbone."""
+
+    FINETUNE_MAY_CHANGE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "time_sampling",
+            "beta_alpha",
+            "beta_beta",
+            "solver",
+            "default_steps",
+            "prediction",
+            "sample_min_gap",
+        }
+    )
+    """Settings of the training target and sampler that an ``init_from`` fine-tune may switch."""
 
     time_sampling: Literal["uniform", "beta"] = "uniform"
     beta_alpha: float = 1.5

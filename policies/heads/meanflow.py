@@ -26,7 +26,7 @@ detail faster (docs/RESULTS.md). ``velocity`` (default) is the paper's direct ``
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -38,6 +38,20 @@ from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps
 
 class MeanFlowHeadConfig(StrictConfig):
     """(r, t) sampling (logit-normal, fraction with r != t), adaptive loss weighting power, time scale, CFG."""
+
+    FINETUNE_MAY_CHANGE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "ratio_r_neq_t",
+            "logit_normal_mean",
+            "logit_normal_std",
+            "adaptive_weight_power",
+            "adaptive_weight_eps",
+            "default_steps",
+            "prediction",
+            "sample_min_t",
+        }
+    )
+    """Settings of the training target and sampler that an ``init_from`` fine-tune may switch."""
 
     ratio_r_neq_t: float = 0.25
     logit_normal_mean: float = -0.4

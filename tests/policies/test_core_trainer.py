@@ -143,6 +143,42 @@ def test_init_from_starts_a_fresh_schedule_from_a_checkpoints_weights(tiny_store
         run_training(longer, tmp_path / "mismatch", quiet=True)
 
 
+def test_init_from_may_switch_the_heads_training_target_but_not_its_inputs(
+    tiny_store, tiny_train_raw, tmp_path, capsys
+):
+    """A fine-tune may switch the flow head's prediction target (printed); a head setting that changes inputs fails."""
+    from policies.checkpoint import load_for_finetuning, load_policy
+    from policies.training import build_policy_and_dataset
+
+    checkpoint = run_training(
+        validate_config(TrainConfig, tiny_train_raw(tiny_store, "flow", steps=2)),
+        tmp_path / "base",
+        quiet=True,
+    )
+    raw = tiny_train_raw(tiny_store, "flow", steps=2, seed=1) | {"init_from": str(checkpoint)}
+
+    def with_head(**head):
+        return validate_config(
+            TrainConfig, raw | {"policy": {**raw["policy"], "head": {"name": "flow", **head}}}
+        )
+
+    fresh, _ = build_policy_and_dataset(with_head(prediction="sample", solver="heun"))
+    started = load_for_finetuning(checkpoint, like=fresh)
+    printed = capsys.readouterr().out
+    assert "policy.head.prediction changes from 'velocity' to 'sample'" in printed
+    assert "policy.head.solver changes from 'euler' to 'heun'" in printed
+    expected = load_policy(checkpoint).state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in started.state_dict().items())
+    prefixed, _ = build_policy_and_dataset(with_head(prefix_training=0.5))
+    with pytest.raises(
+        ManipError, match=r"policy\.head\.prefix_training \(0\.5 here, 0\.0 in the checkpoint\)"
+    ):
+        load_for_finetuning(checkpoint, like=prefixed)
+    rescaled, _ = build_policy_and_dataset(with_head(time_scale=1.0))
+    with pytest.raises(ManipError, match=r"policy\.head\.time_scale \(1\.0 here, 100\.0 in the checkpoint\)"):
+        load_for_finetuning(checkpoint, like=rescaled)
+
+
 def test_rollouts_keep_the_top_k_checkpoints(tiny_store, tiny_train_raw, tmp_path):
     """The trainer calls the injected rollout every N steps and keeps the k best by success rate."""
     rates = iter([0.2, 0.9, 0.5, 0.1])
