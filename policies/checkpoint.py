@@ -139,9 +139,9 @@ def _split_training_target(policy: dict, where: str) -> tuple[dict, dict]:
     name = head.pop("name", None)
     if name is None:
         return policy, {}
-    config_cls = HEADS.get(name).config_cls
-    may_change = getattr(config_cls, "FINETUNE_MAY_CHANGE", frozenset())
-    settings = HEADS.parse_params(name, head, where=f"{where}: policy.head").model_dump(mode="json")
+    parsed = HEADS.parse_params(name, head, where=f"{where}: policy.head")
+    may_change = getattr(type(parsed), "FINETUNE_MAY_CHANGE", frozenset())
+    settings = parsed.model_dump(mode="json")
     kept = {key: value for key, value in settings.items() if key not in may_change}
     target = {key: value for key, value in settings.items() if key in may_change}
     return dict(policy, head={"name": name, **kept}), target
