@@ -48,7 +48,8 @@ class EpisodeJob:
     source: SourceSpec
     video_path: str = ""
     horizon: int | None = None
-    action_steps: int | None = None
+    executor: tuple[tuple[str, object], ...] = ()
+    """:class:`real.executor.ExecutorConfig` fields that override the checkpoint's (``n_action_steps``, ``mode``)."""
 
 
 # -- worker side ------------------------------------------------------------------------------------------------
@@ -93,8 +94,7 @@ def run_episode(job: EpisodeJob) -> dict:
     obs = env.reset(seed=job.seed)
     if hasattr(source, "start_episode"):
         source.start_episode(job.seed)
-    overrides = {} if job.action_steps is None else {"n_action_steps": job.action_steps}
-    controller = controller_for(source, env.task, **overrides)
+    controller = controller_for(source, env.task, **dict(job.executor))
     frames = []
     success, steps = False, 0
     for step in range(env.horizon):
@@ -173,18 +173,21 @@ def evaluate(
     horizon: int | None = None,
     quiet: bool = False,
     action_steps: int | None = None,
+    executor_mode: str | None = None,
+    ensemble_every: int | None = None,
 ) -> dict:
     """Evaluate ``source`` on ``task`` for ``episodes`` seeds; write ``out/results.json`` (+ videos); return it.
 
-    ``action_steps`` overrides the checkpoint's ``n_action_steps`` (actions executed per chunk) for this run.
+    ``action_steps`` overrides the checkpoint's ``n_action_steps`` (actions executed per chunk) for this run;
+    ``executor_mode`` the chunk executor's mode (:data:`real.executor.MODES`, default ``receding``) and
+    ``ensemble_every`` how often ``ensemble`` mode requests a chunk (ticks).
     """
     from sim.tasks import get_task
 
     get_task(task)
     if episodes < 1:
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
-    if action_steps is not None and action_steps < 1:
-        raise ManipError(f"--action-steps must be >= 1, got {action_steps}")
+    executor = executor_overrides(action_steps, executor_mode, ensemble_every)
     if workers < 1:
         raise ManipError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
@@ -194,7 +197,7 @@ def evaluate(
     jobs = [
         EpisodeJob(
             task, seed + i, source, str(out / "videos" / f"episode_{i:03d}_seed{seed + i}.mp4") if i < video else "",
-            horizon, action_steps,
+            horizon, tuple(sorted(executor.items())),
         )
         for i in range(episodes)
     ]  # fmt: skip
@@ -223,8 +226,34 @@ def evaluate(
     }
     if action_steps is not None:
         results["action_steps"] = action_steps
+    if executor_mode is not None or ensemble_every is not None:
+        results["executor"] = {k: v for k, v in executor.items() if k != "n_action_steps"}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def executor_overrides(
+    action_steps: int | None, mode: str | None, ensemble_every: int | None
+) -> dict[str, object]:
+    """The executor fields an eval overrides, checked (one-line errors naming the option)."""
+    from real.executor import MODES
+
+    overrides: dict[str, object] = {}
+    if action_steps is not None:
+        if action_steps < 1:
+            raise ManipError(f"--action-steps must be >= 1, got {action_steps}")
+        overrides["n_action_steps"] = action_steps
+    if mode is not None:
+        if mode not in MODES:
+            raise ManipError(f"--executor must be one of {', '.join(MODES)}, got '{mode}'")
+        overrides["mode"] = mode
+    if ensemble_every is not None:
+        if ensemble_every < 1:
+            raise ManipError(f"--ensemble-every must be >= 1, got {ensemble_every}")
+        if overrides.get("mode") != "ensemble":
+            raise ManipError("--ensemble-every applies only with --executor ensemble")
+        overrides["ensemble_every"] = ensemble_every
+    return overrides
 
 
 def summary_line(results: dict, out: str | Path) -> str:

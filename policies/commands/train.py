@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from data.cli.verb import Verb
+from data.errors import ManipError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +18,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, metavar="RUN_DIR", help="run directory (checkpoint/, state/, tb/)"
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR exactly")
+    parser.add_argument(
+        "--stop-at",
+        type=int,
+        metavar="STEP",
+        help="train only up to this step, save the exact-resume state and export that checkpoint "
+        "(split a long run over several jobs; continue with --resume)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -41,17 +49,29 @@ def run(args: argparse.Namespace) -> int:
     from policies.training import run_training
 
     config = load_train_config(args.config, args.overrides)
+    if args.stop_at is not None and not 0 < args.stop_at <= config.trainer.steps:
+        raise ManipError(
+            f"--stop-at {args.stop_at}: must be between 1 and trainer.steps ({config.trainer.steps})"
+        )
     out = Path(args.out)
     rollout = None
     if config.trainer.rollout_every:
         r = config.rollout
         rollout = sim_rollout(config.task, out, r.episodes, r.seed, r.workers)
     started = time.perf_counter()
-    checkpoint = run_training(config, out, resume=args.resume, rollout=rollout, quiet=args.quiet)
-    print(
-        f"trained {config.trainer.steps} steps in {time.perf_counter() - started:.0f} s → {checkpoint}",
-        file=sys.stderr,
+    checkpoint = run_training(
+        config, out, resume=args.resume, rollout=rollout, stop_at=args.stop_at, quiet=args.quiet
     )
+    reached = min(args.stop_at or config.trainer.steps, config.trainer.steps)
+    elapsed = time.perf_counter() - started
+    if reached < config.trainer.steps:
+        print(
+            f"stopped at step {reached} of {config.trainer.steps} after {elapsed:.0f} s → {checkpoint} "
+            f"(continue: the same command with --resume)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"trained {config.trainer.steps} steps in {elapsed:.0f} s → {checkpoint}", file=sys.stderr)
     print(checkpoint)
     return 0
 

@@ -23,6 +23,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--action-steps", type=int, metavar="N", help="actions executed per chunk (default: the checkpoint's)"
     )
+    parser.add_argument(
+        "--executor",
+        metavar="MODE",
+        help="chunk executor mode: receding (default), ensemble (ACT temporal ensembling), async, rtc, adaptive",
+    )
+    parser.add_argument(
+        "--ensemble-every",
+        type=int,
+        metavar="N",
+        help="ensemble mode: request a chunk every N ticks (default 1)",
+    )
     parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
 
 
@@ -36,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate(
         source, args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, video=args.video,
         horizon=args.horizon, quiet=args.json, action_steps=args.action_steps,
+        executor_mode=args.executor, ensemble_every=args.ensemble_every,
     )  # fmt: skip
     print(json.dumps(results) if args.json else summary_line(results, args.out))
     return 0

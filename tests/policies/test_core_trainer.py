@@ -198,29 +198,50 @@ def test_rollouts_keep_the_top_k_checkpoints(tiny_store, tiny_train_raw, tmp_pat
     assert (tmp_path / "run" / "top" / "step_0000004" / "model.safetensors").is_file()
 
 
+def manip_train(*args) -> subprocess.CompletedProcess:
+    """Run `manip train ARGS...` in a subprocess (text output captured)."""
+    cmd = [sys.executable, "-m", "data.cli.main", "train", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
 def test_manip_train_cli_writes_a_loadable_checkpoint(tiny_store, tiny_train_raw, tmp_path):
     import yaml
 
     raw = tiny_train_raw(tiny_store, "flow", steps=4)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "data.cli.main",
-        "train",
-        str(tmp_path / "c.yaml"),
-        "trainer.steps=2",
-        "--out",
-        str(out),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    result = manip_train(tmp_path / "c.yaml", "trainer.steps=2", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out / "checkpoint")
     assert (out / "tb").is_dir() and (out / "metrics.jsonl").read_text().count("\n") == 1
     assert yaml.safe_load((out / "config.yaml").read_text())["trainer"]["steps"] == 2
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    again = manip_train(tmp_path / "c.yaml", "trainer.steps=2", "--out", str(out))
     assert again.returncode != 0 and "--resume" in again.stderr
+
+
+def test_manip_train_cli_stop_at_then_resume(tiny_store, tiny_train_raw, tmp_path):
+    """--stop-at splits a run over two jobs: state and checkpoint at the stop, --resume finishes it."""
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_train_raw(tiny_store, "flow", steps=4, log_every=1)))
+    out = tmp_path / "run"
+    cmd = [tmp_path / "c.yaml", "--out", str(out), "--quiet"]
+
+    def step_of_state() -> int:
+        return json.loads((out / "state" / "state.json").read_text())["step"]
+
+    bad = manip_train(*cmd, "--stop-at", "9")
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "--stop-at 9" in bad.stderr
+    assert not out.exists()
+    first = manip_train(*cmd, "--stop-at", "2")
+    assert first.returncode == 0, first.stderr
+    assert "stopped at step 2 of 4" in first.stderr and step_of_state() == 2
+    assert (out / "checkpoint" / "model.safetensors").is_file()
+    rest = manip_train(*cmd, "--resume")
+    assert rest.returncode == 0, rest.stderr
+    assert "trained 4 steps" in rest.stderr and step_of_state() == 4
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
 
 
 def test_ddp_with_two_cpu_processes(tiny_store, tiny_train_raw, tmp_path):

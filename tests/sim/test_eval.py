@@ -110,6 +110,8 @@ def test_wilson_interval_known_values():
         (["--server", "http://x:1", "--task", "Lift"], "must look like ws://HOST:PORT"),
         (["--expert", "--task", "Lift", "--workers", "0"], "--workers must be >= 1"),
         (["--expert", "--task", "Lift", "--action-steps", "0"], "--action-steps must be >= 1"),
+        (["--expert", "--task", "Lift", "--executor", "fast"], "--executor must be one of receding"),
+        (["--expert", "--task", "Lift", "--ensemble-every", "2"], "only with --executor ensemble"),
         (["--expert"], "missing required option(s) --task"),
     ],
 )

@@ -53,3 +53,11 @@ def test_eval_a_checkpoint(tmp_path):
     assert closer.returncode == 0, closer.stderr
     results = read_json(tmp_path / "eval2" / "results.json")
     assert results["action_steps"] == 2 and results["per_episode"][0]["chunks"] == 6
+    ensembled = manip(
+        "eval", "--checkpoint", str(tmp_path / "ckpt"), "--task", "Lift", "--episodes", "1", "--horizon", "12",
+        "--seed", "5", "--executor", "ensemble", "--ensemble-every", "3", "--out", str(tmp_path / "eval3"),
+    )  # fmt: skip
+    assert ensembled.returncode == 0, ensembled.stderr
+    results = read_json(tmp_path / "eval3" / "results.json")
+    assert results["executor"] == {"ensemble_every": 3, "mode": "ensemble"}
+    assert results["per_episode"][0]["chunks"] == 4  # a request every 3 of the 12 ticks
