@@ -15,21 +15,36 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from data.config import StrictConfig, load_config
 from data.errors import ManipError
 from data.progress import progress
+from real.executor import MODES
 from sim.eval import SourceSpec, evaluate
 from sim.tasks import get_task
 
 
 class Setting(StrictConfig):
-    """A named evaluation setting (what varies besides task, policy and seed)."""
+    """A named evaluation setting (what varies besides task, policy and seed).
+
+    ``horizon`` overrides the task's episode length; ``action_steps``, ``executor`` and ``ensemble_every`` the
+    chunk execution (as ``manip eval --action-steps/--executor/--ensemble-every``).
+    """
 
     name: str = "default"
     horizon: int | None = Field(None, ge=1)
+    action_steps: int | None = Field(None, ge=1)
+    executor: Literal[MODES] | None = None
+    ensemble_every: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _ensemble_every_needs_ensemble(self):
+        if self.ensemble_every is not None and self.executor != "ensemble":
+            raise ValueError("ensemble_every applies only with executor: ensemble")
+        return self
 
 
 class SweepConfig(StrictConfig):
@@ -95,7 +110,8 @@ def run_cell(cell: Cell, out: str) -> dict:
     try:
         results = evaluate(
             cell.source(), cell.task, cell.episodes, cell_dir, seed=cell.seed, workers=1,
-            horizon=cell.setting.horizon, quiet=True,
+            horizon=cell.setting.horizon, quiet=True, action_steps=cell.setting.action_steps,
+            executor_mode=cell.setting.executor, ensemble_every=cell.setting.ensemble_every,
         )  # fmt: skip
     except Exception as exc:  # a failing cell is reported, the sweep goes on
         cell_dir.mkdir(parents=True, exist_ok=True)

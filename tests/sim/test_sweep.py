@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ settings:
   - name: default
   - name: short
     horizon: 3
+    executor: ensemble
 workers: 2
 """
 
@@ -43,6 +45,10 @@ def test_sweep_runs_cells_and_resume_skips_finished(sweep_file, tmp_path):
     assert set(rows) == {("0", "default"), ("0", "short"), ("50", "default"), ("50", "short")}
     assert rows[("0", "default")]["successes"] == "1" and rows[("0", "short")]["successes"] == "0"  # 3 steps
     assert (out / "summary.md").read_text().count("| Lift | expert |") == 4
+    short = read_json(out / "cells" / "Lift__expert__seed0__short" / "results.json")
+    assert (
+        short["executor"] == {"mode": "ensemble"} and short["per_episode"][0]["chunks"] == 3
+    )  # one per tick
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     kept = out / "cells" / "Lift__expert__seed0__default" / "results.json"
     kept_text = kept.read_text()
@@ -83,6 +89,8 @@ def test_sweep_through_submitit(sweep_file, tmp_path):
         ("tasks: [Lfit]\n", "unknown task 'Lfit'"),
         ("tasks: [Lift]\npolicies: [/nonexistent/ckpt]\n", "neither 'expert' nor a checkpoint"),
         ("tasks: [Lift]\nepisodes: 0\n", "episodes"),
+        ("tasks: [Lift]\nsettings: [{name: a, executor: fast}]\n", "executor"),
+        ("tasks: [Lift]\nsettings: [{name: a, ensemble_every: 2}]\n", "only with executor: ensemble"),
     ],
 )
 def test_bad_sweep_file_one_line(tmp_path, text, message):
@@ -92,3 +100,13 @@ def test_bad_sweep_file_one_line(tmp_path, text, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs/sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_validates(path):
+    """Keys and settings are checked (the checkpoints they name need not exist here)."""
+    from data.config import load_config
+    from sim.sweep import SweepConfig
+
+    config = load_config(SweepConfig, path)
+    assert config.tasks and len({s.name for s in config.settings}) == len(config.settings)
