@@ -226,7 +226,7 @@ def evaluate(
     }
     if action_steps is not None:
         results["action_steps"] = action_steps
-    if executor_mode is not None or ensemble_every is not None:
+    if executor_mode is not None:  # (--ensemble-every needs it)
         results["executor"] = {k: v for k, v in executor.items() if k != "n_action_steps"}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

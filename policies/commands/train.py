@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = run_training(
         config, out, resume=args.resume, rollout=rollout, stop_at=args.stop_at, quiet=args.quiet
     )
-    reached = min(args.stop_at or config.trainer.steps, config.trainer.steps)
+    reached = args.stop_at or config.trainer.steps  # checked above: at most trainer.steps
     elapsed = time.perf_counter() - started
     if reached < config.trainer.steps:
         print(
