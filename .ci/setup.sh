@@ -37,7 +37,7 @@ python_at_least "$PYTHON" "3, 11" \
 venv=${MANIP_VENV:-$root/.venv}
 pip_quiet=(-q --disable-pip-version-check)
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
-stamp=$(stamp_of pyproject.toml .ci/constraints.txt .ci/setup.sh .ci/python.sh)
+stamp=$(stamp_of pyproject.toml setup.py .ci/constraints.txt .ci/setup.sh .ci/python.sh)
 if [ ! -f "$venv/.manip-stamp-$stamp" ]; then
   [ -x "$venv/bin/python" ] || { say "creating $venv"; "$PYTHON" -m venv "$venv"; }
   py="$venv/bin/python"
@@ -47,7 +47,7 @@ if [ ! -f "$venv/.manip-stamp-$stamp" ]; then
   "$py" -m pip install "${pip_quiet[@]}" -c .ci/constraints.txt -e ".[all]" 2>&1 | grep -v 'is ignored' || true
   # robosuite declares numpy<2 and GUI OpenCV; its real needs are in manip[sim].
   "$py" -m pip install "${pip_quiet[@]}" -c .ci/constraints.txt --no-deps robosuite==1.5.2 2>&1 | grep -v 'is ignored' || true
-  "$py" -c 'import torch, zarr, data, policies, real; from sim.render import import_robosuite; import_robosuite()' \
+  "$py" -c 'import torch, zarr, manip.data, manip.policies, manip.real; from manip.sim.render import import_robosuite; import_robosuite()' \
     || { echo "setup.sh: the install did not complete (see the pip output above)" >&2; exit 1; }
   rm -f "$venv"/.manip-stamp-*
   touch "$venv/.manip-stamp-$stamp"

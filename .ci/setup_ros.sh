@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 venv=${MANIP_ROS_VENV:-$(pwd)/.venv-ros}
 source .ci/python.sh  # PYTHON: python3, or python3.11 where python3 is 3.10 (zarr 3.1 needs 3.11)
 [ ${#apt_missing[@]} -eq 0 ] || { echo "setup_ros.sh: run bash .ci/setup.sh --ros (needs apt: ${apt_missing[*]})" >&2; exit 2; }
-stamp=$(cat .ci/setup_ros.sh .ci/python.sh pyproject.toml .ci/constraints.txt | sha256sum | cut -c1-16)
+stamp=$(cat .ci/setup_ros.sh .ci/python.sh pyproject.toml setup.py .ci/constraints.txt | sha256sum | cut -c1-16)
 if [ -f "$venv/.manip-stamp-$stamp" ]; then echo "[setup] $venv is up to date" >&2; exit 0; fi
 [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
 py="$venv/bin/python"
@@ -20,7 +20,7 @@ echo "[setup] pip (ROS venv): ${pkgs[*]}" >&2
 "$py" -m pip install "${pip_quiet[@]}" "${pkgs[@]}" 2>&1 | grep -v 'is ignored' || true
 # The light client (numpy, msgpack, websockets; no torch) and zarr for the recorder node.
 "$py" -m pip install "${pip_quiet[@]}" -e ".[client,data]" 2>&1 | grep -v 'is ignored' || true
-env ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "$py" -c 'import rclpy, sensor_msgs.msg, trajectory_msgs.msg, std_srvs.srv, diagnostic_msgs.msg, geometry_msgs.msg, zarr, real' \
+env ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "$py" -c 'import rclpy, sensor_msgs.msg, trajectory_msgs.msg, std_srvs.srv, diagnostic_msgs.msg, geometry_msgs.msg, zarr, manip.real.client, manip.data' \
   || { echo "setup_ros.sh: the ROS venv install did not complete (see the pip output above)" >&2; exit 1; }
 rm -f "$venv"/.manip-stamp-*
 touch "$venv/.manip-stamp-$stamp"

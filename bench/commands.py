@@ -16,8 +16,8 @@ import platform
 import sys
 from pathlib import Path
 
-from data.cli.verb import Verb
-from data.errors import ManipError
+from manip.cli.verb import Verb
+from manip.core.errors import ManipError
 
 TARGETS = ("data", "train", "inference", "server", "sim")
 
@@ -54,7 +54,7 @@ def _load(target: str):
 
 def target_parser(target: str, module) -> argparse.ArgumentParser:
     """The parser of one target: the shared ``--json``/``--out`` plus the target's ``configure``."""
-    from data.cli.main import OneLineParser
+    from manip.cli.main import OneLineParser
 
     doc = (module.__doc__ or "").strip().splitlines()
     parser = OneLineParser(prog=f"manip bench {target}", description=doc[0] if doc else None)
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 def standalone(target: str, argv: list[str] | None = None) -> int:
     """``python -m bench.TARGET [options]``: the same as ``manip bench TARGET [options]``."""
-    from data.cli.main import main
+    from manip.cli.main import main
 
     return main(["bench", target, *(sys.argv[1:] if argv is None else argv)])
 

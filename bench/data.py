@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from bench.commands import machine
-from data.errors import ManipError
-from data.progress import progress
+from manip.bench.commands import machine
+from manip.core.errors import ManipError
+from manip.core.progress import progress
 
 LOWDIM = {"action": 7, "robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2, "object": 10}
 CAMERAS = ("agentview_image", "robot0_eye_in_hand_image")
@@ -78,7 +77,7 @@ def synthetic_frames(steps: int, height: int, width: int, rng: np.random.Generat
 
 def sim_frames(steps: int, height: int, width: int, seed: int) -> dict[str, np.ndarray]:
     """Frames of both cameras rendered by robosuite Lift while a smooth random action moves the arm."""
-    from sim.env import make_env
+    from manip.sim.env import make_env
 
     env = make_env("Lift", obs_mode="lowdim", offscreen=True, seed=seed)
     rng = np.random.default_rng(seed)
@@ -133,8 +132,8 @@ def time_windows(sampler, order: np.ndarray) -> float:
 
 def store_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
     """Write ``args.episodes`` episodes, then read ``args.samples`` random windows; return the figures."""
-    from data.sampler import SequenceSampler
-    from data.store import EpisodeStore
+    from manip.data.sampler import SequenceSampler
+    from manip.data.store import EpisodeStore
 
     rng = np.random.default_rng(args.seed)
     episodes = [make_episode(case, args.steps, rng, args.frames, args.seed + i) for i in range(args.episodes)]

@@ -1,6 +1,6 @@
 """``manip bench inference``: action-chunk latency per head and step count, batch 1, low-dim and image policies.
 
-Each case builds a policy of the default architecture (``policies.config.PolicyConfig`` defaults: UNet1D
+Each case builds a policy of the default architecture (``manip.policies.config.PolicyConfig`` defaults: UNet1D
 256-512-1024, horizon 16, two observation steps; the image case adds the ResNet-18-GN encoder on two 84×84
 cameras) with random weights and a normalizer fitted on random data, then times ``predict_chunk`` end to end
 (normalization, encoding, sampling, unnormalization) on one observation. Weights do not change the cost, so no
@@ -59,7 +59,7 @@ def default_cases(quick: bool = False) -> list[Case]:
 
 def obs_spec_for(mode: str):
     """The Lift observation spec of ``mode``: all low-dim keys, or proprio + two 84×84 cameras."""
-    from data.specs import FeatureSpec, Spec
+    from manip.core.specs import FeatureSpec, Spec
 
     if mode == "lowdim":
         return Spec(tuple(FeatureSpec(k, s) for k, s in LIFT_LOWDIM.items()))
@@ -83,9 +83,9 @@ def random_obs(obs_spec, batch: int, n_obs_steps: int, seed: int = 0) -> dict[st
 
 def build_policy(case: Case, policy_overrides: dict | None = None):
     """A randomly initialised policy for ``case`` with a normalizer fitted on random data."""
-    from data.normalizer import Normalizer
-    from data.specs import FeatureSpec, Spec
-    from policies.config import POLICY_TYPES, parse_policy_config
+    from manip.core.specs import FeatureSpec, Spec
+    from manip.data.normalizer import Normalizer
+    from manip.policies.config import POLICY_TYPES, parse_policy_config
 
     obs_spec = obs_spec_for(case.obs_mode)
     raw = {
@@ -164,8 +164,7 @@ def time_case(case: Case, repeats: int, warmup: int, policy_overrides: dict | No
 def machine() -> dict:
     """Where the figures come from: the shared machine facts plus torch's version and threads."""
     import torch
-
-    from bench.commands import machine as base_machine
+    from manip.bench.commands import machine as base_machine
 
     return {
         **base_machine(),
@@ -195,7 +194,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     """Run every case; print a table unless ``args.json``; return the figures as a JSON-ready dict."""
-    from data.errors import ManipError
+    from manip.core.errors import ManipError
 
     repeats, warmup = int(getattr(args, "repeats", 10)), int(getattr(args, "warmup", 2))
     if repeats < 1 or warmup < 0:
@@ -234,6 +233,6 @@ def format_report(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    from bench.commands import standalone
+    from manip.bench.commands import standalone
 
     raise SystemExit(standalone("inference"))

@@ -19,12 +19,11 @@ import asyncio
 import time
 
 import numpy as np
-
-from bench.commands import machine
-from data.errors import ManipError
-from real.client import AsyncPolicyClient, PolicyClient
-from real.launch import start_server
-from real.synthetic import synthetic_obs
+from manip.bench.commands import machine
+from manip.core.errors import ManipError
+from manip.real.client.connection import AsyncPolicyClient, PolicyClient
+from manip.real.launch import start_server
+from manip.real.synthetic import synthetic_obs
 
 CLIENT_COUNTS = (1, 4, 16)
 
@@ -170,6 +169,6 @@ def format_report(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    from bench.commands import standalone
+    from manip.bench.commands import standalone
 
     raise SystemExit(standalone("server"))

@@ -10,8 +10,7 @@ import tempfile
 import time
 
 import numpy as np
-
-from sim.tasks import TASKS
+from manip.sim.tasks import TASKS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +35,7 @@ def _rate(step, actions) -> float:
 
 
 def _raw_env(task: str, images: bool, size: int):
-    from sim.render import import_robosuite
+    from manip.sim.render import import_robosuite
 
     suite = import_robosuite()  # first: headless GL and quiet logging before robosuite loads
     from robosuite.controllers import load_composite_controller_config
@@ -50,7 +49,7 @@ def _raw_env(task: str, images: bool, size: int):
 
 
 def steps_per_second(task: str, steps: int, size: int) -> dict:
-    from sim.env import make_env
+    from manip.sim.env import make_env
 
     actions = _actions(steps)
     figures = {}
@@ -67,7 +66,7 @@ def steps_per_second(task: str, steps: int, size: int) -> dict:
 
 
 def camera_ms(frames: int, side: int) -> dict:
-    from sim.env import make_env
+    from manip.sim.env import make_env
 
     figures = {}
     for label, cheap in (("default", False), ("cheap", True)):
@@ -83,7 +82,7 @@ def camera_ms(frames: int, side: int) -> dict:
 
 
 def reset_ms(resets: int) -> dict:
-    from sim.env import make_env
+    from manip.sim.env import make_env
 
     figures = {}
     for label, hard in (("hard_reset_gl_rebuild", True), ("soft_reset", False)):
@@ -98,7 +97,7 @@ def reset_ms(resets: int) -> dict:
 
 
 def eval_rate(episodes: int) -> dict:
-    from sim.eval import SourceSpec, evaluate
+    from manip.sim.eval import SourceSpec, evaluate
 
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,8 +110,8 @@ def eval_rate(episodes: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from sim.render import choose_gl_backend
-    from sim.tasks import get_task
+    from manip.sim.render import choose_gl_backend
+    from manip.sim.tasks import get_task
 
     for task in args.tasks:
         get_task(task)

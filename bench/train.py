@@ -1,6 +1,6 @@
 """``manip bench train``: training throughput (samples/s) per policy, low-dim and image.
 
-Each case builds the default-architecture policy of :mod:`bench.inference` (random weights, random data in
+Each case builds the default-architecture policy of :mod:`manip.bench.inference` (random weights, random data in
 memory) and times full optimisation steps: ``compute_loss`` (normalization, augmentation, encoding, the head's
 loss — MeanFlow's includes its JVP), backward, gradient clipping and an AdamW step. Data loading and EMA are not
 included (``manip bench data`` measures loading). Figure: ``batch_size × iters / seconds`` after ``warmup``
@@ -13,8 +13,7 @@ import argparse
 import time
 
 import numpy as np
-
-from bench.inference import ACTION_DIM, Case, build_policy, machine, percentiles_ms, random_obs
+from manip.bench.inference import ACTION_DIM, Case, build_policy, machine, percentiles_ms, random_obs
 
 VLA_SMALL = {
     "type": "vla",
@@ -102,8 +101,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     """Time every policy; print a table unless ``args.json``; return the figures as a JSON-ready dict."""
-    from data.errors import ManipError
-    from data.progress import progress
+    from manip.core.errors import ManipError
+    from manip.core.progress import progress
 
     batch_size = int(getattr(args, "batch_size", 16))
     iters, warmup = int(getattr(args, "iters", 3)), int(getattr(args, "warmup", 1))
@@ -136,6 +135,6 @@ def format_report(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    from bench.commands import standalone
+    from manip.bench.commands import standalone
 
     raise SystemExit(standalone("train"))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from data.cli.verb import Verb
-from data.errors import ManipError, ValidationFailed
+from manip.cli.verb import Verb
+from manip.core.errors import ManipError, ValidationFailed
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from data.info import format_info, store_info
-    from data.store import EpisodeStore
+    from manip.data.info import format_info, store_info
+    from manip.data.store import EpisodeStore
 
     with EpisodeStore.open(args.path) as store:
         info = store_info(store)
@@ -86,8 +86,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from data.progress import progress_enabled
-    from data.validate import REQUIRED_KEYS, validate_store
+    from manip.core.progress import progress_enabled
+    from manip.data.validate import REQUIRED_KEYS, validate_store
 
     report = validate_store(args.path, required=[*REQUIRED_KEYS, *args.require], quiet=not progress_enabled())
     for note in report.notes:
@@ -99,9 +99,9 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from data.converters import convert
-    from data.progress import progress_enabled
-    from data.store import EpisodeStore
+    from manip.core.progress import progress_enabled
+    from manip.data.converters import convert
+    from manip.data.store import EpisodeStore
 
     converter = convert(args.src, args.dst, zarr_format=args.zarr_format, quiet=not progress_enabled())
     with EpisodeStore.open(args.dst) as store:
@@ -113,9 +113,9 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from data.merge import merge
-    from data.progress import progress_enabled
-    from data.store import EpisodeStore
+    from manip.core.progress import progress_enabled
+    from manip.data.merge import merge
+    from manip.data.store import EpisodeStore
 
     kept, dropped = merge(
         args.sources, args.out, keys=args.keys, zarr_format=args.zarr_format, quiet=not progress_enabled()
@@ -129,7 +129,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_recover(args: argparse.Namespace) -> int:
-    from data.store import EpisodeStore
+    from manip.data.store import EpisodeStore
 
     with EpisodeStore.open(args.path, mode="a") as store:
         index = store.recover_tail()

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from data.errors import ManipError
-from data.sampler import FRAME_MEMORY_BYTES, SequenceSampler
-from data.store import EpisodeStore
+from manip.core.errors import ManipError
+from manip.data.sampler import FRAME_MEMORY_BYTES, SequenceSampler
+from manip.data.store import EpisodeStore
 
 
 def validation_mask(num_episodes: int, val_ratio: float, seed: int) -> np.ndarray:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from data.store import EpisodeStore
+from manip.data.store import EpisodeStore
 
 
 def store_info(store: EpisodeStore) -> dict:

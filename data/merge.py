@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.converters.zarr_store import require_complete
-from data.errors import ManipError
-from data.new_store import write_new_store
-from data.progress import progress
+from manip.core.errors import ManipError
+from manip.core.progress import progress
+from manip.data.converters.zarr_store import require_complete
+from manip.data.new_store import write_new_store
 
 
 def _specs(store) -> dict[str, tuple]:
@@ -56,7 +56,7 @@ def merge(
     quiet: bool = True,
 ) -> tuple[list[str], list[str]]:
     """Write a new store at ``dst`` with every episode of ``sources``; return (kept keys, dropped keys)."""
-    from data.store import EpisodeStore
+    from manip.data.store import EpisodeStore
 
     sources, dst = [Path(s) for s in sources], Path(dst)
     if len(sources) < 2:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-from data.errors import ManipError
-from data.store import EpisodeStore
+from manip.core.errors import ManipError
+from manip.data.store import EpisodeStore
 
 
 def window_tasks(store: EpisodeStore, window_episodes: np.ndarray) -> np.ndarray:

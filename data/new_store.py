@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 
 def check_new_store_path(dst: Path, inputs: Sequence[Path]) -> None:
@@ -29,7 +29,7 @@ def write_new_store(dst: Path, fill: Callable, *, inputs: Sequence[Path], zarr_f
     Errors raised while filling that name the staging directory are re-worded to name ``dst`` (or the single
     input, when the message is about it).
     """
-    from data.store import EpisodeStore
+    from manip.data.store import EpisodeStore
 
     check_new_store_path(dst, inputs)
     staging = dst.with_name(f".{dst.name}.writing")

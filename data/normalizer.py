@@ -14,7 +14,7 @@ Chan's parallel update, quantiles from a seeded reservoir sample of at most :dat
 smaller datasets). The fitted maps serialize to plain JSON (``to_json``/``from_json``, ``save``/``load``).
 
 Fail closed: a key the normalizer does not know, or a value whose trailing dimensions differ from the fitted
-feature shape, raises :class:`~data.errors.ManipError`; nothing ever passes through unnormalized.
+feature shape, raises :class:`~manip.core.errors.ManipError`; nothing ever passes through unnormalized.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 MODES = ("minmax", "meanstd", "quantile", "image", "identity")
 RANGE_EPS = 1e-4

@@ -1,4 +1,4 @@
-"""Recorder: build an episode step by step and commit it to an :class:`~data.store.EpisodeStore` atomically.
+"""Recorder: build an episode step by step and commit it to an :class:`~manip.data.store.EpisodeStore` atomically.
 
 Steps are buffered and streamed into the store past its committed end every ``flush_every`` steps (so long
 image episodes need not fit in memory); the episode becomes visible only at :meth:`Recorder.commit`, which
@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
-from data.errors import ManipError
-from data.store import EpisodeStore
+from manip.core.errors import ManipError
+from manip.data.store import EpisodeStore
 
 INTERVENTION = "intervention"
 

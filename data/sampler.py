@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-
-from data import layout
-from data.errors import ManipError
-from data.store import EpisodeStore
+from manip.core.errors import ManipError
+from manip.data import layout
+from manip.data.store import EpisodeStore
 
 FRAME_MEMORY_BYTES = 1 << 30
 

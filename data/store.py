@@ -16,7 +16,7 @@ rewritten with different values.
 
 Stores written by Diffusion Policy (Zarr format 2, a directory or a ``.zarr.zip``) open as they are, read-only
 or appendable; appends to a ``.zarr.zip`` are staged beside it and republished atomically after each commit
-(:mod:`data.zipped`; call :meth:`EpisodeStore.close` when done).
+(:mod:`manip.data.zipped`; call :meth:`EpisodeStore.close` when done).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from data import layout, zipped
-from data.errors import ManipError, require
+from manip.core.errors import ManipError, require
+from manip.data import layout, zipped
 
 EPISODE_ENDS = "meta/episode_ends"
 EPISODE_META = "meta/episode_meta"
@@ -384,7 +383,7 @@ class EpisodeStore:
     def stage_steps(self, offset: int, data: Mapping[str, np.ndarray]) -> int:
         """Write steps ``offset..`` of the episode being appended (past the committed end); return their count.
 
-        Staged steps are invisible until :meth:`commit_staged`. The :class:`~data.recorder.Recorder` streams an
+        Staged steps are invisible until :meth:`commit_staged`. The :class:`~manip.data.recorder.Recorder` streams an
         episode through this so long image episodes need not fit in memory.
         """
         self._require_writable()

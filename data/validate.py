@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from data.errors import ManipError
-from data.progress import progress
-from data.store import EPISODE_ENDS, EPISODE_META, EpisodeStore
+from manip.core.errors import ManipError
+from manip.core.progress import progress
+from manip.data.store import EPISODE_ENDS, EPISODE_META, EpisodeStore
 
 READ_BLOCK_BYTES = 64 * 1024 * 1024
 REQUIRED_KEYS = ("action",)

@@ -15,7 +15,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 
 def staging_dir(path: Path) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 def __getattr__(name: str):
     if name == "load_policy":
-        from policies.checkpoint import load_policy
+        from manip.policies.checkpoint import load_policy
 
         return load_policy
     raise AttributeError(f"module 'policies' has no attribute {name!r}")

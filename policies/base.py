@@ -2,7 +2,7 @@
 
 Training (``compute_loss``) and serving (``predict_chunk``) go through the same :meth:`Policy.prepare_obs`, so
 there is no train/serve skew. Subclasses supply ``encode`` (normalized obs → conditioning), ``backbone`` and
-``head``; ``policies.chunk.ChunkPolicy`` is the encoder + backbone + head policy, POLICY-EXT's VLA another.
+``head``; ``manip.policies.chunk.ChunkPolicy`` is the encoder + backbone + head policy, POLICY-EXT's VLA another.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from manip.core.errors import ManipError
+from manip.core.specs import Spec
+from manip.policies.config import PolicyConfig
+from manip.policies.heads.base import HEADS, GenerativeHead
 from torch import nn
-
-from data.errors import ManipError
-from data.specs import Spec
-from policies.config import PolicyConfig
-from policies.heads.base import HEADS, GenerativeHead
 
 ACTION_KEY = "action"
 
@@ -29,7 +28,7 @@ def images_to_float(images: torch.Tensor) -> torch.Tensor:
 class Policy(nn.Module):
     """A chunked policy: ``compute_loss(batch)``, ``predict_chunk(obs)``, ``save_pretrained(dir)``.
 
-    Built as ``cls(config, obs_spec, action_spec, normalizer)``; ``normalizer`` is a ``data.normalizer.Normalizer``
+    Built as ``cls(config, obs_spec, action_spec, normalizer)``; ``normalizer`` is a ``manip.data.normalizer.Normalizer``
     with statistics for every low-dim observation key and ``action``.
     """
 
@@ -170,14 +169,14 @@ class Policy(nn.Module):
         return dataset
 
     def save_pretrained(self, path) -> None:
-        """Write ``model.safetensors`` + ``config.json`` to ``path`` (see :mod:`policies.checkpoint`)."""
-        from policies.checkpoint import save_pretrained
+        """Write ``model.safetensors`` + ``config.json`` to ``path`` (see :mod:`manip.policies.checkpoint`)."""
+        from manip.policies.checkpoint import save_pretrained
 
         save_pretrained(self, path)
 
     @classmethod
     def from_pretrained(cls, path, device: str | torch.device = "cpu") -> Policy:
         """Load a checkpoint directory (any policy type)."""
-        from policies.checkpoint import load_policy
+        from manip.policies.checkpoint import load_policy
 
         return load_policy(path, device=device)

@@ -12,10 +12,9 @@ import platform
 from pathlib import Path
 
 import torch
+from manip.core.errors import ManipError
+from manip.core.specs import Spec
 from safetensors.torch import load_file, save_file
-
-from data.errors import ManipError
-from data.specs import Spec
 
 FORMAT = "manip-policy"
 FORMAT_VERSION = 1
@@ -83,8 +82,8 @@ def read_metadata(path: str | Path) -> dict:
 
 def build_policy(meta: dict, where: str = "checkpoint"):
     """Build an (untrained) policy from checkpoint metadata."""
-    from data.normalizer import Normalizer
-    from policies.config import POLICY_TYPES, parse_policy_config
+    from manip.data.normalizer import Normalizer
+    from manip.policies.config import POLICY_TYPES, parse_policy_config
 
     config = parse_policy_config(meta["policy"], where=f"{where}: policy")
     entry = POLICY_TYPES.get(config.type)
@@ -133,7 +132,7 @@ def _split_training_target(policy: dict, where: str) -> tuple[dict, dict]:
     A head config names them in ``FINETUNE_MAY_CHANGE``: settings that change what the network is trained to output
     or how it is sampled, never the shapes or meaning of its inputs, so a fine-tune may switch them.
     """
-    from policies.heads.base import HEADS
+    from manip.policies.heads.base import HEADS
 
     head = dict(policy.get("head") or {})
     name = head.pop("name", None)
@@ -155,7 +154,7 @@ def load_for_finetuning(path: str | Path, like) -> torch.nn.Module:
     head's ``prediction``): a fine-tune may switch those, and each switch is printed. The checkpoint's normalizer is
     kept: its weights were learned in that normalized space.
     """
-    from policies.config import parse_policy_config
+    from manip.policies.config import parse_policy_config
 
     path = Path(path)
     meta = read_metadata(path)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from data.specs import Spec
-from policies.backbones.base import BACKBONES
-from policies.base import Policy
-from policies.config import POLICY_TYPES, PolicyConfig
-from policies.encoders.base import ENCODERS, CompositeEncoder
+from manip.core.specs import Spec
+from manip.policies.backbones.base import BACKBONES
+from manip.policies.base import Policy
+from manip.policies.config import POLICY_TYPES, PolicyConfig
+from manip.policies.encoders.base import ENCODERS, CompositeEncoder
 
 
 @POLICY_TYPES.register("chunk", PolicyConfig)

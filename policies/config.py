@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
+from manip.core.registry import Registry
 from pydantic import ConfigDict, Field, model_validator
 
-from data.config import StrictConfig
-from data.errors import ManipError
-from policies.registry import Registry
-
-#: Policy types by name: "chunk" (encoder + backbone + head) here; POLICY-EXT's ``policies.vla`` adds "vla".
-POLICY_TYPES = Registry("policy type", modules={"chunk": "policies.chunk", "vla": "policies.vla"})
+#: Policy types by name: "chunk" (encoder + backbone + head) here; POLICY-EXT's ``manip.policies.vla`` adds "vla".
+POLICY_TYPES = Registry("policy type", modules={"chunk": "manip.policies.chunk", "vla": "manip.policies.vla"})
 
 
 class Component(StrictConfig):
@@ -45,9 +44,9 @@ class PolicyConfig(StrictConfig):
 
     @model_validator(mode="after")
     def _check(self) -> PolicyConfig:
-        from policies.backbones.base import BACKBONES
-        from policies.encoders.base import ENCODERS
-        from policies.heads.base import HEADS
+        from manip.policies.backbones.base import BACKBONES
+        from manip.policies.encoders.base import ENCODERS
+        from manip.policies.heads.base import HEADS
 
         if not self.obs_keys:
             raise ManipError("policy.obs_keys: at least one observation key is needed")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from manip.core.config import StrictConfig, apply_overrides, read_yaml, validate_config
+from manip.core.errors import ManipError
+from manip.policies.config import parse_policy_config
+from manip.policies.trainer import TrainerConfig
 from pydantic import Field, PositiveFloat, model_validator
-
-from data.config import StrictConfig, apply_overrides, read_yaml, validate_config
-from data.errors import ManipError
-from policies.config import parse_policy_config
-from policies.trainer import TrainerConfig
 
 
 class DataConfig(StrictConfig):
@@ -18,7 +17,7 @@ class DataConfig(StrictConfig):
     ``max_episodes``: train on at most N episodes (a seeded draw); ``frame_memory_gb``: camera arrays are decoded
     into RAM once when together they fit in this many GiB (much faster sampling), else read frame by frame;
     ``task_weights``: each task's share of a batch in a multi-task store, e.g. ``{Lift: 1, Stack: 2}`` (every task
-    of the store named; see :mod:`data.mixture`); unset, every window is equally likely."""
+    of the store named; see :mod:`manip.data.mixture`); unset, every window is equally likely."""
 
     path: str
     max_episodes: int | None = None

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from manip.core.errors import ManipError
 from safetensors.torch import load_file, save_file
-
-from data.errors import ManipError
 
 TENSORS = "state.safetensors"
 META = "state.json"

@@ -28,15 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
+from manip.core.progress import progress
+from manip.policies.checkpoint import save_pretrained
+from manip.policies.ema import EMA
+from manip.policies.train_state import load_train_state, save_train_state
 from pydantic import Field
 from torch.utils.data import DataLoader, Dataset, Sampler
-
-from data.config import StrictConfig
-from data.errors import ManipError
-from data.progress import progress
-from policies.checkpoint import save_pretrained
-from policies.ema import EMA
-from policies.train_state import load_train_state, save_train_state
 
 #: ``rollout(policy, step) -> {"success_rate": float, ...}``; the policy passed is the one that would be exported.
 RolloutFn = Callable[[torch.nn.Module, int], dict]
@@ -83,7 +82,7 @@ class StepBatchSampler(Sampler[list[int]]):
 
     The index stream is the concatenation of permutations ``randperm(size)`` seeded ``seed + epoch``; step ``s``
     takes positions ``s * batch_size ...`` of it (so a dataset smaller than a batch works too). With ``weights``
-    (a probability per index, e.g. :func:`data.mixture.task_mixture_weights`) step ``s`` instead draws its batch
+    (a probability per index, e.g. :func:`manip.data.mixture.task_mixture_weights`) step ``s`` instead draws its batch
     with replacement from a generator seeded by ``(seed, s)``. Yields the batches for steps ``start, start+1,
     ...``; with DDP each rank takes its share of each global batch.
     """

@@ -1,7 +1,7 @@
-"""Wire a :class:`~policies.train_config.TrainConfig` into a run: dataset, specs, normalizer, policy, trainer.
+"""Wire a :class:`~manip.policies.train_config.TrainConfig` into a run: dataset, specs, normalizer, policy, trainer.
 
 Shared by ``manip train`` and ``manip demo``. Rollouts are an injected callback (see
-:func:`sim_rollout` in ``policies.commands.train``), so nothing here imports ``sim``.
+:func:`sim_rollout` in ``manip.policies.commands.train``), so nothing here imports ``sim``.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import json
 from pathlib import Path
 
 import yaml
-
-from data.errors import ManipError
-from data.layout import is_frame
-from data.specs import FeatureSpec, Spec
-from policies.base import ACTION_KEY
-from policies.config import POLICY_TYPES
-from policies.train_config import TrainConfig
-from policies.trainer import RolloutFn, Trainer, seed_everything
+from manip.core.errors import ManipError
+from manip.core.specs import FeatureSpec, Spec
+from manip.data.layout import is_frame
+from manip.policies.base import ACTION_KEY
+from manip.policies.config import POLICY_TYPES
+from manip.policies.train_config import TrainConfig
+from manip.policies.trainer import RolloutFn, Trainer, seed_everything
 
 
 def specs_from_store(store, obs_keys, action_key: str = ACTION_KEY) -> tuple[Spec, Spec]:
@@ -35,8 +34,8 @@ def specs_from_store(store, obs_keys, action_key: str = ACTION_KEY) -> tuple[Spe
 
 def build_policy_and_dataset(config: TrainConfig):
     """The training dataset and a fresh policy whose normalizer is fitted on that dataset's episodes."""
-    from data.dataset import ChunkDataset
-    from data.normalizer import Normalizer
+    from manip.data.dataset import ChunkDataset
+    from manip.data.normalizer import Normalizer
 
     pc = config.policy_config
     dataset = ChunkDataset(
@@ -64,7 +63,7 @@ def build_policy_and_dataset(config: TrainConfig):
 
 def mixture_weights(dataset, task_weights: dict[str, float], quiet: bool = False):
     """Per-window sampling probabilities giving each task its ``task_weights`` share of a batch (printed)."""
-    from data.mixture import task_mixture_weights, task_shares, window_tasks
+    from manip.data.mixture import task_mixture_weights, task_shares, window_tasks
 
     tasks = window_tasks(dataset.store, dataset.window_episodes())
     weights = task_mixture_weights(tasks, task_weights)
@@ -100,7 +99,7 @@ def run_training(
     seed_everything(config.trainer.seed)  # the initial weights are a function of the seed
     policy, dataset = build_policy_and_dataset(config)
     if config.init_from and not resume:  # on resume, the saved state already holds the weights
-        from policies.checkpoint import load_for_finetuning
+        from manip.policies.checkpoint import load_for_finetuning
 
         policy = load_for_finetuning(config.init_from, like=policy)
     weights = None

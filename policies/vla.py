@@ -1,9 +1,9 @@
 """VLA-style multi-task policy: language instruction + image tokens + proprio → transformer → flow action expert.
 
 Tokens (all of width ``context.d_model``):
-- one language token: the frozen sentence embedding of the instruction (``policies.encoders.language``; the text
+- one language token: the frozen sentence embedding of the instruction (``manip.policies.encoders.language``; the text
   model is referenced by path with a fingerprint in the checkpoint, see that module) through a trainable linear;
-- image tokens: every camera frame goes through a ResNet-GN (or pretrained, ``policies.encoders.image``) trunk,
+- image tokens: every camera frame goes through a ResNet-GN (or pretrained, ``manip.policies.encoders.image``) trunk,
   and each cell of its last feature map becomes a token (linear + learned camera/time/position embedding);
 - proprio tokens: the normalized low-dim features of each observation step, one token per step;
 - ``context.readouts`` learned readout tokens.
@@ -13,7 +13,7 @@ the action expert: a backbone (default the DiT-style ``transformer``) trained an
 
 Batches carry ``"instruction"``: a list of B strings; ``predict_chunk(..., instruction=[...])`` likewise.
 Training data gets them from each episode's ``meta`` (``instruction``, recorded by ``manip collect``) through
-:class:`InstructionDataset`, which :meth:`VLAPolicy.training_dataset` applies to a ``data.dataset.ChunkDataset``.
+:class:`InstructionDataset`, which :meth:`VLAPolicy.training_dataset` applies to a ``manip.data.dataset.ChunkDataset``.
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
+from manip.core.specs import Spec
+from manip.policies.backbones.base import BACKBONES
+from manip.policies.base import Policy
+from manip.policies.config import POLICY_TYPES, Component, PolicyConfig
+from manip.policies.encoders.base import ENCODERS
+from manip.policies.encoders.image import ImageEncoderConfig, crop_images, crop_size, make_trunk
+from manip.policies.encoders.language import LanguageEncoderConfig, SentenceEmbedder, check_instructions
 from torch import nn
-
-from data.config import StrictConfig
-from data.errors import ManipError
-from data.specs import Spec
-from policies.backbones.base import BACKBONES
-from policies.base import Policy
-from policies.config import POLICY_TYPES, Component, PolicyConfig
-from policies.encoders.base import ENCODERS
-from policies.encoders.image import ImageEncoderConfig, crop_images, crop_size, make_trunk
-from policies.encoders.language import LanguageEncoderConfig, SentenceEmbedder, check_instructions
 
 
 class ContextConfig(StrictConfig):

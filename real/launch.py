@@ -9,7 +9,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 READY = re.compile(r"listening on ws://(?P<host>[^ ]+):(?P<port>\d+)")
 
@@ -49,7 +49,7 @@ def start_server(
 ) -> ServerProcess:
     """Run ``manip serve ARGS`` (add ``--port 0`` for a free port) and return once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "data.cli.main", "serve", *args],
+        [sys.executable, "-m", "manip.cli.main", "serve", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -22,11 +22,9 @@ from http import HTTPStatus
 from typing import Any
 
 import numpy as np
-from pydantic import Field
-
-from data.config import StrictConfig
-from data.errors import ManipError
-from real.messages import (
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
+from manip.real.client.messages import (
     InferRequest,
     chunk_message,
     error_message,
@@ -34,7 +32,7 @@ from real.messages import (
     parse_infer,
     request_type,
 )
-from real.protocol import (
+from manip.real.client.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     ProtocolError,
@@ -42,7 +40,8 @@ from real.protocol import (
     pack,
     unpack,
 )
-from real.sources import ChunkSource
+from manip.real.client.sources import ChunkSource
+from pydantic import Field
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 HEALTH_PATH = "/healthz"

@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from data.specs import FeatureSpec, Spec
-from real.sources import SourceMetadata
+from manip.core.specs import FeatureSpec, Spec
+from manip.real.client.sources import SourceMetadata
 
 PROPRIO = FeatureSpec("robot0_proprio", (9,))
 OBJECT = FeatureSpec("object", (10,))
@@ -55,7 +54,7 @@ def synthetic_obs(kind: str = "lowdim", value: float = 0.0, n_obs_steps: int = 2
 
 
 class SyntheticSource:
-    """The stand-in model (a :class:`real.sources.ChunkSource` with ``request_batch``)."""
+    """The stand-in model (a :class:`manip.real.client.sources.ChunkSource` with ``request_batch``)."""
 
     def __init__(self, kind: str = "lowdim", compute_ms: float = 0.0):
         self.metadata = synthetic_metadata(kind)
@@ -83,6 +82,6 @@ class SyntheticSource:
         return chunks
 
     def request(self, obs, t_obs, prefix=None, instruction=None) -> np.ndarray:
-        """One chunk (see :class:`real.sources.ChunkSource`)."""
+        """One chunk (see :class:`manip.real.client.sources.ChunkSource`)."""
         batch = {k: np.asarray(v)[None] for k, v in obs.items()}
         return self.request_batch(batch, None if prefix is None else np.asarray(prefix)[None])[0]

@@ -1,6 +1,6 @@
 """Collect demonstrations: a device (scripted, keyboard, SpaceMouse) drives the env, the recorder stores steps.
 
-With a ``policy`` (a :class:`real.sources.ChunkSource`) the policy drives and the operator takes over whenever
+With a ``policy`` (a :class:`manip.real.client.sources.ChunkSource`) the policy drives and the operator takes over whenever
 the device is active (RaC-style corrections); those steps are recorded with ``intervention=True``.
 """
 
@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from data.errors import ManipError
-from data.progress import progress_enabled
-from sim.devices.base import Device
-from sim.env import ManipEnv
-from sim.tasks import controller_for
+from manip.core.errors import ManipError
+from manip.core.progress import progress_enabled
+from manip.sim.devices.base import Device
+from manip.sim.env import ManipEnv
+from manip.sim.tasks import controller_for
 
 SUCCESS_EXTRA_STEPS = 5  # keep a few steps after success so the demo ends at rest
 
@@ -34,7 +33,7 @@ class CollectReport:
 
 def open_store(path: str | Path):
     """Open ``path`` for appending, creating a new store when it does not exist."""
-    from data.store import EpisodeStore
+    from manip.data.store import EpisodeStore
 
     path = Path(path)
     return EpisodeStore.open(path, mode="a") if path.exists() else EpisodeStore.create(path)
@@ -77,7 +76,7 @@ def collect(
     Episode ``k`` tries seed ``seed + k``. Failed episodes are dropped unless ``keep_failures``; scripted
     collection then moves on to the next seed until ``episodes`` are kept (at most ``max_attempts`` seeds).
     """
-    from data.recorder import Recorder
+    from manip.data.recorder import Recorder
 
     if episodes < 1:
         raise ManipError(f"--episodes must be >= 1, got {episodes}")

@@ -1,12 +1,12 @@
 """Success rate vs. injected delay for each executor mode (sim in the loop, simulated time).
 
-For every (mode, delay) pair the same seeds run through Env → ``sim.tasks.controller_for`` (the checkpoint as a
+For every (mode, delay) pair the same seeds run through Env → ``manip.sim.tasks.controller_for`` (the checkpoint as a
 local ``ChunkSource``, ``InjectedDelay(delay, jitter)``; holds keep the gripper command) → Env. The delay is simulated: a chunk requested at
 tick ``t`` reaches the executor at ``t + delay`` of simulated time, while the robot holds (``receding``) or keeps
 executing the previous chunk (``ensemble``, ``async``, ``rtc``). Writes ``sweep.json``, ``sweep.png`` and a
 markdown table (``sweep.md``).
 
-    python -m sim.delay_sweep --checkpoint CKPT --task Lift --episodes 20 --delays-ms 0,100,200,400 --out DIR
+    python -m manip.sim.delay_sweep --checkpoint CKPT --task Lift --episodes 20 --delays-ms 0,100,200,400 --out DIR
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from data.errors import ManipError
-from real.executor import MODES
+from manip.core.errors import ManipError
+from manip.real.client.executor import MODES
 
 _CACHE: dict = {}
 
@@ -42,8 +42,8 @@ def _source_and_env(checkpoint: str, task: str, horizon: int | None):
     """The policy and an env matching its observations, built once per worker process."""
     key = (checkpoint, task, horizon)
     if key not in _CACHE:
-        from real.sources import LocalPolicySource
-        from sim.env import make_env_for
+        from manip.real.client.sources import LocalPolicySource
+        from manip.sim.env import make_env_for
 
         source = LocalPolicySource.from_checkpoint(checkpoint, device="cpu")
         obs_spec = source.metadata.obs_spec
@@ -55,8 +55,8 @@ def _source_and_env(checkpoint: str, task: str, horizon: int | None):
 
 def run_job(job: SweepJob) -> dict:
     """Run one episode; returns success, steps and how many ticks the executor held."""
-    from real.latency import InjectedDelay
-    from sim.tasks import controller_for
+    from manip.real.client.latency import InjectedDelay
+    from manip.sim.tasks import controller_for
 
     source, env = _source_and_env(job.checkpoint, job.task, job.horizon)
     delay = InjectedDelay(job.delay_ms / 1e3, job.jitter_ms / 1e3, seed=job.seed)
@@ -90,7 +90,7 @@ def sweep(
     horizon: int | None = None,
 ) -> dict:
     """Run every (mode, delay) on seeds ``seed .. seed + episodes - 1``; return the summary rows."""
-    from sim.stats import wilson_interval
+    from manip.sim.stats import wilson_interval
 
     jobs = [
         SweepJob(checkpoint, task, mode, delay, jitter_ms, seed + i, horizon)
@@ -194,7 +194,9 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.delay_sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m manip.sim.delay_sweep", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--task", default="Lift")
     parser.add_argument("--episodes", type=int, default=20)

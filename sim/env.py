@@ -17,11 +17,10 @@ from __future__ import annotations
 import re
 
 import numpy as np
-
-from data.errors import ManipError
-from data.specs import FeatureSpec, Spec
-from sim.render import import_robosuite
-from sim.tasks import TaskSpec, check_obs_mode, get_task
+from manip.core.errors import ManipError
+from manip.core.specs import FeatureSpec, Spec
+from manip.sim.render import import_robosuite
+from manip.sim.tasks import TaskSpec, check_obs_mode, get_task
 
 LOWDIM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
 ACTION_DIM = 7

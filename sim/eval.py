@@ -15,10 +15,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import ManipError
-from data.progress import progress
-from sim.stats import percentiles_ms, wilson_interval
-from sim.tasks import controller_for
+from manip.core.errors import ManipError
+from manip.core.progress import progress
+from manip.sim.stats import percentiles_ms, wilson_interval
+from manip.sim.tasks import controller_for
 
 CRASH_ENV = "MANIP_EVAL_CRASH_SEEDS"  # testing hook: comma-separated seeds whose worker process dies
 VIDEO_SIZE = 128
@@ -29,7 +29,7 @@ class SourceSpec:
     """How a worker builds its chunk source (plain data, so it crosses the spawn boundary).
 
     ``kind``: ``expert`` (the task's scripted expert), ``checkpoint`` (``path``: CKPT dir, loaded with
-    ``real.sources.LocalPolicySource``) or ``server`` (``url``: ws://HOST:PORT, ``token``).
+    ``manip.real.client.sources.LocalPolicySource``) or ``server`` (``url``: ws://HOST:PORT, ``token``).
     """
 
     kind: str
@@ -49,7 +49,7 @@ class EpisodeJob:
     video_path: str = ""
     horizon: int | None = None
     executor: tuple[tuple[str, object], ...] = ()
-    """:class:`real.executor.ExecutorConfig` fields that override the checkpoint's (``n_action_steps``, ``mode``)."""
+    """:class:`manip.real.client.executor.ExecutorConfig` fields that override the checkpoint's (``n_action_steps``, ``mode``)."""
 
 
 # -- worker side ------------------------------------------------------------------------------------------------
@@ -62,21 +62,21 @@ def _source_and_env(job: EpisodeJob):
     if key in _CACHE:
         return _CACHE[key]
     _CACHE.clear()
-    from sim.env import make_env, make_env_for
+    from manip.sim.env import make_env, make_env_for
 
     spec = job.source
     if spec.kind == "expert":
-        from sim.experts.source import ExpertSource
+        from manip.sim.experts.source import ExpertSource
 
         env = make_env(job.task, offscreen=True, horizon=job.horizon)
         source = ExpertSource(env)
     else:
         if spec.kind == "checkpoint":
-            from real.sources import LocalPolicySource
+            from manip.real.client.sources import LocalPolicySource
 
             source = LocalPolicySource.from_checkpoint(spec.path)
         elif spec.kind == "server":
-            from real.client import PolicyClient
+            from manip.real.client.connection import PolicyClient
 
             source = PolicyClient(spec.url, token=spec.token)
         else:
@@ -109,7 +109,7 @@ def run_episode(job: EpisodeJob) -> dict:
         if truncated:
             break
     if job.video_path:
-        from sim.video import write_mp4
+        from manip.sim.video import write_mp4
 
         frames.append(env.render("agentview", VIDEO_SIZE))
         write_mp4(job.video_path, frames, fps=env.control_rate)
@@ -179,10 +179,10 @@ def evaluate(
     """Evaluate ``source`` on ``task`` for ``episodes`` seeds; write ``out/results.json`` (+ videos); return it.
 
     ``action_steps`` overrides the checkpoint's ``n_action_steps`` (actions executed per chunk) for this run;
-    ``executor_mode`` the chunk executor's mode (:data:`real.executor.MODES`, default ``receding``) and
+    ``executor_mode`` the chunk executor's mode (:data:`manip.real.client.executor.MODES`, default ``receding``) and
     ``ensemble_every`` how often ``ensemble`` mode requests a chunk (ticks).
     """
-    from sim.tasks import get_task
+    from manip.sim.tasks import get_task
 
     get_task(task)
     if episodes < 1:
@@ -236,7 +236,7 @@ def executor_overrides(
     action_steps: int | None, mode: str | None, ensemble_every: int | None
 ) -> dict[str, object]:
     """The executor fields an eval overrides, checked (one-line errors naming the option)."""
-    from real.executor import MODES
+    from manip.real.client.executor import MODES
 
     overrides: dict[str, object] = {}
     if action_steps is not None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import types
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 BACKENDS = ("egl", "osmesa")  # headless, tried in this order
 KNOWN_BACKENDS = (*BACKENDS, "glfw", "glx", "disable", "disabled", "off")
@@ -65,7 +65,7 @@ def choose_gl_backend() -> str:
             _guard_egl_device()
         return chosen
     if "mujoco" in sys.modules:
-        raise ManipError("mujoco was imported before sim.render chose a GL backend; import sim first")
+        raise ManipError("mujoco was imported before manip.sim.render chose a GL backend; import sim first")
     for backend in BACKENDS:
         if backend == "egl":
             _guard_egl_device()
@@ -92,7 +92,7 @@ def import_robosuite():
     if "robosuite" not in sys.modules:
         choose_gl_backend()
         _register_private_macros()
-    from data.errors import require
+    from manip.core.errors import require
 
     try:
         return require("robosuite", "sim")

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from manip.core.config import StrictConfig, load_config
+from manip.core.errors import ManipError
+from manip.core.progress import progress
+from manip.real.client.executor import MODES
+from manip.sim.eval import SourceSpec, evaluate
+from manip.sim.tasks import get_task
 from pydantic import Field, model_validator
-
-from data.config import StrictConfig, load_config
-from data.errors import ManipError
-from data.progress import progress
-from real.executor import MODES
-from sim.eval import SourceSpec, evaluate
-from sim.tasks import get_task
 
 
 class Setting(StrictConfig):
@@ -178,7 +177,7 @@ def _run_local(cells: list[Cell], out: str, workers: int, quiet: bool) -> list[d
 def _run_ray(cells: list[Cell], out: str, address: str) -> list[dict]:
     import logging
 
-    from data.errors import require
+    from manip.core.errors import require
 
     ray = require("ray", "sweep")
     if not ray.is_initialized():
@@ -199,7 +198,7 @@ def _run_ray(cells: list[Cell], out: str, address: str) -> list[dict]:
 
 
 def _run_slurm(cells: list[Cell], out: str, slurm: dict) -> list[dict]:
-    from data.errors import require
+    from manip.core.errors import require
 
     submitit = require("submitit", "sweep")
     executor = submitit.AutoExecutor(folder=str(Path(out) / "slurm"))

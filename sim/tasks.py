@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 OBS_MODES = ("lowdim", "image")
 CAMERAS = ("agentview", "robot0_eye_in_hand")
@@ -41,15 +41,15 @@ TASKS: dict[str, TaskSpec] = {
 
 
 def controller_for(source, task: TaskSpec, delay=None, **executor_options):
-    """The per-tick :class:`real.loop.ChunkedController` for ``source`` in ``task``.
+    """The per-tick :class:`manip.real.client.loop.ChunkedController` for ``source`` in ``task``.
 
     A hold (no fresh chunk, non-finite action) sends zero motion but keeps the last gripper command, so a held
     robot does not drop what it carries (the executor's default hold zeroes every dimension). ``delay``: a
-    :class:`real.latency.InjectedDelay`; ``executor_options``: :class:`real.executor.ExecutorConfig` fields
+    :class:`manip.real.client.latency.InjectedDelay`; ``executor_options``: :class:`manip.real.client.executor.ExecutorConfig` fields
     (e.g. ``mode``).
     """
-    from real.loop import ChunkedController, executor_config_for
-    from real.safety import SafetyConfig
+    from manip.real.client.loop import ChunkedController, executor_config_for
+    from manip.real.client.safety import SafetyConfig
 
     config = executor_config_for(
         source.metadata, safety=SafetyConfig(hold_keep=[GRIPPER_DIM]), **executor_options

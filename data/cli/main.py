@@ -7,8 +7,8 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-from data.cli.verb import Verb
-from data.errors import ManipError
+from manip.cli.verb import Verb
+from manip.core.errors import ManipError
 
 VERB_ORDER = ("demo", "data", "collect", "train", "eval", "sweep", "serve", "bench")
 

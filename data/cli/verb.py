@@ -13,7 +13,7 @@ class Verb:
 
     ``configure`` adds the verb's arguments to its sub-parser and must stay cheap (no torch, no robosuite);
     ``run`` does the work, importing heavy modules lazily, and returns the process exit code. Raise
-    :class:`data.errors.ManipError` for bad input: the dispatcher prints it as one line.
+    :class:`manip.core.errors.ManipError` for bad input: the dispatcher prints it as one line.
     """
 
     help: str

@@ -3,16 +3,16 @@
 Each entry names how to recognise a source (a cheap predicate on the path: suffix or a marker file, no heavy
 imports) and where its converter function lives (imported only when used). A converter module exposes::
 
-    def convert(src: pathlib.Path, store: data.store.EpisodeStore, *, quiet: bool = True) -> None
+    def convert(src: pathlib.Path, store: manip.data.store.EpisodeStore, *, quiet: bool = True) -> None
 
 which appends every episode of ``src`` to the freshly created, empty ``store`` (``store.add_episode`` or a
-``data.recorder.Recorder``) and may call ``store.set_attrs(...)`` for dataset-level metadata. The dispatcher creates the
+``manip.data.recorder.Recorder``) and may call ``store.set_attrs(...)`` for dataset-level metadata. The dispatcher creates the
 store in a temporary directory beside DST and renames it into place only when the converter returns, so a
 failed conversion leaves nothing behind.
 
 Registering a converter is one line in :data:`CONVERTERS`, e.g. for rosbag2 / MCAP::
 
-    Converter("rosbag2", "data.converters.rosbag", any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
+    Converter("rosbag2", "manip.data.converters.rosbag", any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
               "rosbag2 directory or .mcap file"),
 
 The first entry whose predicate matches SRC wins.
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 Matcher = Callable[[Path], bool]
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -84,19 +84,19 @@ class Converter:
 CONVERTERS: list[Converter] = [
     Converter(
         "robomimic",
-        "data.converters.robomimic",
+        "manip.data.converters.robomimic",
         any_of(by_suffix(".hdf5", ".h5"), file_starting_with(HDF5_MAGIC)),
         "robomimic HDF5 file",
     ),
     Converter(
         "zarr",
-        "data.converters.zarr_store",
+        "manip.data.converters.zarr_store",
         any_of(by_suffix(".zip"), dir_with("zarr.json", ".zgroup")),
         "Zarr episode store (Diffusion Policy v2, dir or .zarr.zip; or v3)",
     ),
     Converter(
         "rosbag2",
-        "data.converters.rosbag",
+        "manip.data.converters.rosbag",
         any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
         "rosbag2 directory or .mcap file",
     ),
@@ -116,7 +116,7 @@ def find_converter(src: Path) -> Converter:
 
 def convert(src: str | Path, dst: str | Path, *, zarr_format: int = 3, quiet: bool = True) -> Converter:
     """Convert ``src`` into a new episode store at ``dst``; return the converter used. DST must not exist."""
-    from data.new_store import check_new_store_path, write_new_store
+    from manip.data.new_store import check_new_store_path, write_new_store
 
     src, dst = Path(src), Path(dst)
     converter = find_converter(src)

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from data.errors import ManipError, require
-from data.progress import progress
-from data.store import EpisodeStore
+from manip.core.errors import ManipError, require
+from manip.core.progress import progress
+from manip.data.store import EpisodeStore
 
 RENAMES = {"actions": "action", "rewards": "reward", "dones": "done", "states": "state"}
 SKIPPED_GROUPS = ("next_obs",)

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from manip.core.config import StrictConfig, load_config
+from manip.core.errors import ManipError, require
+from manip.core.progress import progress
+from manip.data.recorder import Recorder
+from manip.data.store import EpisodeStore
 from pydantic import Field
-
-from data.config import StrictConfig, load_config
-from data.errors import ManipError, require
-from data.progress import progress
-from data.recorder import Recorder
-from data.store import EpisodeStore
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -82,7 +81,7 @@ class Stream:
 
 
 def _image_decoder(topic: str, msgtype: str, mapping: RosbagMapping, first_msg) -> tuple[str, Callable]:
-    from real.cameras.encodings import ImageError, compressed_to_array, image_to_array, image_to_rgb
+    from manip.real.cameras.encodings import ImageError, compressed_to_array, image_to_array, image_to_rgb
 
     encoding = getattr(first_msg, "encoding", "rgb8")
     key = mapping.cameras.get(topic) or camera_key(topic, encoding)

@@ -2,16 +2,16 @@
 
 Every committed episode is copied array for array with its metadata; dataset attributes are kept under
 ``attrs["source_attrs"]``. Values and dtypes are unchanged (lossless); chunking and codecs follow
-:mod:`data.layout` (so images become one frame per chunk).
+:mod:`manip.data.layout` (so images become one frame per chunk).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from data.errors import ManipError
-from data.progress import progress
-from data.store import EpisodeStore
+from manip.core.errors import ManipError
+from manip.core.progress import progress
+from manip.data.store import EpisodeStore
 
 
 def require_complete(source: EpisodeStore, src: Path) -> None:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import math
 
 import torch
+from manip.core.registry import Registry
 from torch import nn
 
-from policies.registry import Registry
-
-#: Backbones by name; POLICY-EXT's ``policies.backbones.transformer`` registers "transformer" when imported.
+#: Backbones by name; POLICY-EXT's ``manip.policies.backbones.transformer`` registers "transformer" when imported.
 BACKBONES = Registry(
     "backbone",
     modules={
-        "unet1d": "policies.backbones.unet1d",
-        "mlp": "policies.backbones.mlp",
-        "transformer": "policies.backbones.transformer",
+        "unet1d": "manip.policies.backbones.unet1d",
+        "mlp": "manip.policies.backbones.mlp",
+        "transformer": "manip.policies.backbones.transformer",
     },
 )
 

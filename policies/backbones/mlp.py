@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
+from manip.core.config import StrictConfig
+from manip.policies.backbones.base import BACKBONES, Backbone
 from torch import nn
-
-from data.config import StrictConfig
-from policies.backbones.base import BACKBONES, Backbone
 
 
 class MLPBackboneConfig(StrictConfig):

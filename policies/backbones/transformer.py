@@ -13,11 +13,10 @@ every head). The output projection is zero-initialised too.
 from __future__ import annotations
 
 import torch
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
+from manip.policies.backbones.base import BACKBONES, Backbone, time_mlp
 from torch import nn
-
-from data.config import StrictConfig
-from data.errors import ManipError
-from policies.backbones.base import BACKBONES, Backbone, time_mlp
 
 
 class TransformerBackboneConfig(StrictConfig):
@@ -84,7 +83,7 @@ class AdaLNBlock(nn.Module):
 
 @BACKBONES.register("transformer", TransformerBackboneConfig)
 class TransformerBackbone(Backbone):
-    """DiT-style backbone implementing :class:`policies.backbones.base.Backbone` (registered as ``"transformer"``).
+    """DiT-style backbone implementing :class:`manip.policies.backbones.base.Backbone` (registered as ``"transformer"``).
 
     ``forward(x (B, H, A), time (B,), cond (B, C), time2 (B,) | None) -> (B, H, A)``. With ``uses_time2``
     (MeanFlow) the second time gets its own embedding (``time`` stands in when ``time2`` is None, as in the UNet).

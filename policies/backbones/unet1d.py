@@ -5,11 +5,10 @@ from __future__ import annotations
 import itertools
 
 import torch
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
+from manip.policies.backbones.base import BACKBONES, Backbone
 from torch import nn
-
-from data.config import StrictConfig
-from data.errors import ManipError
-from policies.backbones.base import BACKBONES, Backbone
 
 
 class UNet1DConfig(StrictConfig):

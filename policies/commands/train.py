@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from data.cli.verb import Verb
-from data.errors import ManipError
+from manip.cli.verb import Verb
+from manip.core.errors import ManipError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def sim_rollout(task: str, out_dir: Path, episodes: int, seed: int, workers: int):
-    """A rollout callback for the trainer: evaluate the policy in sim with ``sim.eval`` (imported lazily)."""
+    """A rollout callback for the trainer: evaluate the policy in sim with ``manip.sim.eval`` (imported lazily)."""
 
     def rollout(policy, step: int) -> dict:
-        from sim.eval import SourceSpec, evaluate
+        from manip.sim.eval import SourceSpec, evaluate
 
         checkpoint = out_dir / "rollout_checkpoint"
         policy.save_pretrained(checkpoint)
@@ -45,8 +45,8 @@ def sim_rollout(task: str, out_dir: Path, episodes: int, seed: int, workers: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from policies.train_config import load_train_config
-    from policies.training import run_training
+    from manip.policies.train_config import load_train_config
+    from manip.policies.training import run_training
 
     config = load_train_config(args.config, args.overrides)
     if args.stop_at is not None and not 0 < args.stop_at <= config.trainer.steps:

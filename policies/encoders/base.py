@@ -10,23 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from manip.core.errors import ManipError
+from manip.core.registry import Registry
+from manip.core.specs import FeatureSpec
 from torch import nn
-
-from data.errors import ManipError
-from data.specs import FeatureSpec
-from policies.registry import Registry
 
 #: Encoders by kind of observation. POLICY-EXT's modules register "image" and "language" when imported.
 ENCODERS = Registry(
     "encoder",
     modules={
-        "lowdim": "policies.encoders.lowdim",
-        "image": "policies.encoders.image",
-        "language": "policies.encoders.language",
+        "lowdim": "manip.policies.encoders.lowdim",
+        "image": "manip.policies.encoders.image",
+        "language": "manip.policies.encoders.language",
     },
 )
 
-#: Which encoder consumes which feature kind (``data.specs.KINDS``).
+#: Which encoder consumes which feature kind (``manip.core.specs.KINDS``).
 ENCODER_FOR_KIND = {"lowdim": "lowdim", "rgb": "image", "depth": "image", "text": "language"}
 
 
@@ -34,7 +33,7 @@ class ObsEncoder(nn.Module):
     """Base class: ``forward(obs) -> (B, cond_dim)``.
 
     Subclasses are built as ``cls(features, n_obs_steps, config)`` where ``features`` are the
-    :class:`~data.specs.FeatureSpec` s of the kind they handle and ``config`` their registered config model.
+    :class:`~manip.core.specs.FeatureSpec` s of the kind they handle and ``config`` their registered config model.
     """
 
     cond_dim: int

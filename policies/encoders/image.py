@@ -4,7 +4,7 @@ Input: a dict of normalized observations ``{key: (B, To, C, H, W)}``: float CHW 
 converts the stored uint8 HWC). Each camera frame goes through a trunk (one per camera, or one shared by all
 cameras: ``shared``), then a spatial softmax that turns the last feature map into 2-D keypoints, then a linear
 layer; the camera features of all ``To`` frames are concatenated into ``(B, cond_dim)``. The composite encoder
-(``policies.encoders.base``) concatenates that with the low-dim encoder's output, as Diffusion Policy does.
+(``manip.policies.encoders.base``) concatenates that with the low-dim encoder's output, as Diffusion Policy does.
 
 Augmentation: a random crop of ``crop_fraction`` of the image in training, the center crop at evaluation.
 
@@ -20,13 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError, require
+from manip.core.specs import FeatureSpec
+from manip.policies.encoders.base import ENCODERS, ObsEncoder
 from pydantic import Field
 from torch import nn
-
-from data.config import StrictConfig
-from data.errors import ManipError, require
-from data.specs import FeatureSpec
-from policies.encoders.base import ENCODERS, ObsEncoder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
+from manip.core.config import StrictConfig
+from manip.core.specs import FeatureSpec
+from manip.policies.encoders.base import ENCODERS, ObsEncoder
 from torch import nn
-
-from data.config import StrictConfig
-from data.specs import FeatureSpec
-from policies.encoders.base import ENCODERS, ObsEncoder
 
 
 class LowDimEncoderConfig(StrictConfig):

@@ -1,6 +1,6 @@
 """The generative-head interface and registry.
 
-A head owns no network: it says how a :class:`~policies.backbones.base.Backbone` is trained on normalized action
+A head owns no network: it says how a :class:`~manip.policies.backbones.base.Backbone` is trained on normalized action
 chunks (``loss``) and how chunks are drawn from it (``sample``). The number of sampling steps is a runtime
 argument. ``prefix (B, P, A)`` (normalized) is real-time-chunking inpainting: the first ``P`` actions of every
 sample are held to the prefix during sampling and equal it exactly in the result.
@@ -13,16 +13,15 @@ heads trained with action-prefix conditioning).
 from __future__ import annotations
 
 import torch
-
-from data.errors import ManipError
-from policies.registry import Registry
+from manip.core.errors import ManipError
+from manip.core.registry import Registry
 
 HEADS = Registry(
     "head",
     modules={
-        "diffusion": "policies.heads.diffusion",
-        "flow": "policies.heads.flow",
-        "meanflow": "policies.heads.meanflow",
+        "diffusion": "manip.policies.heads.diffusion",
+        "flow": "manip.policies.heads.flow",
+        "meanflow": "manip.policies.heads.meanflow",
     },
 )
 

@@ -19,10 +19,16 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from manip.core.config import StrictConfig
+from manip.policies.heads.base import (
+    HEADS,
+    GenerativeHead,
+    check_prefix,
+    check_steps,
+    hold_prefix,
+    initial_noise,
+)
 from pydantic import Field
-
-from data.config import StrictConfig
-from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps, hold_prefix, initial_noise
 
 
 class FlowHeadConfig(StrictConfig):

@@ -29,11 +29,17 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
+from manip.core.config import StrictConfig
+from manip.policies.heads.base import (
+    HEADS,
+    GenerativeHead,
+    check_prefix,
+    check_steps,
+    hold_prefix,
+    initial_noise,
+)
 from pydantic import Field, model_validator
 from torch.func import jvp
-
-from data.config import StrictConfig
-from policies.heads.base import HEADS, GenerativeHead, check_prefix, check_steps, hold_prefix, initial_noise
 
 
 class MeanFlowHeadConfig(StrictConfig):

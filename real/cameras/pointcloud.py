@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from real.cameras.intrinsics import Intrinsics
+from manip.real.cameras.intrinsics import Intrinsics
 
 
 def depth_to_points(

@@ -1,12 +1,12 @@
 """The camera process: RealSense cameras → shared-memory slots, away from any rclpy process.
 
-    python -m real.cameras.process --config cameras.json --prefix manip_cam --info info.json
+    python -m manip.real.cameras.process --config cameras.json --prefix manip_cam --info info.json
 
-``cameras.json`` is a list of :class:`real.cameras.realsense.CameraConfig` mappings. The process writes each
+``cameras.json`` is a list of :class:`manip.real.cameras.realsense.CameraConfig` mappings. The process writes each
 camera's newest frame to the slot ``{prefix}_{name}``, the cameras' serials and intrinsics to ``--info`` once
 streaming, then prints ``ready``; it runs until SIGTERM/SIGINT or until every played-back recording ends.
 :class:`CameraProcess` starts it from another process (possibly another Python, e.g. from a ROS node) and
-hands out :class:`real.cameras.shared.FrameReader` objects.
+hands out :class:`manip.real.cameras.shared.FrameReader` objects.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from data.config import validate_config
-from data.errors import ManipError
-from real.cameras.realsense import CameraConfig
+from manip.core.config import validate_config
+from manip.core.errors import ManipError
+from manip.real.cameras.realsense import CameraConfig
 
 
 def slot_name(prefix: str, camera: str) -> str:
@@ -42,8 +42,8 @@ def _stream(camera, writer, stop: threading.Event) -> None:
 
 def serve(configs: list[CameraConfig], prefix: str, info_path: Path | None) -> int:
     """Stream every camera into its slot until stopped; returns the exit status."""
-    from real.cameras.realsense import RealSenseCamera
-    from real.cameras.shared import FrameWriter
+    from manip.real.cameras.realsense import RealSenseCamera
+    from manip.real.cameras.shared import FrameWriter
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,7 +97,7 @@ def load_configs(path: Path) -> list[CameraConfig]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m real.cameras.process", description=__doc__.split("\n")[0]
+        prog="python -m manip.real.cameras.process", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--config", required=True, type=Path, help="JSON list of cameras")
     parser.add_argument("--prefix", required=True, help="shared-memory name prefix")
@@ -125,7 +125,7 @@ class CameraProcess:
         cmd = [
             self.python,
             "-m",
-            "real.cameras.process",
+            "manip.real.cameras.process",
             "--config",
             str(config_path),
             "--prefix",
@@ -143,7 +143,7 @@ class CameraProcess:
 
     def reader(self, camera: str):
         """A reader of camera ``camera``'s slot."""
-        from real.cameras.shared import FrameReader
+        from manip.real.cameras.shared import FrameReader
 
         return FrameReader(slot_name(self.prefix, camera), camera)
 

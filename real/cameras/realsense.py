@@ -2,7 +2,7 @@
 frame-drop counters and intrinsics. Also plays back a librealsense recording (``.db3``/``.bag``) as if it were a
 camera, which is how it is tested without hardware.
 
-Run it in its own process (:mod:`real.cameras.process`): pyrealsense2 must not share a process with rclpy.
+Run it in its own process (:mod:`manip.real.cameras.process`): pyrealsense2 must not share a process with rclpy.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from data.config import StrictConfig
-from data.errors import ManipError, require
-from real.cameras.intrinsics import Intrinsics
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError, require
+from manip.real.cameras.intrinsics import Intrinsics
 
 
 class CameraConfig(StrictConfig):

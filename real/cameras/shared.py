@@ -11,8 +11,7 @@ import time
 from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
-
-from real.cameras.realsense import CameraFrame
+from manip.real.cameras.realsense import CameraFrame
 
 HEADER = np.dtype(
     [

@@ -1,6 +1,6 @@
 """A synthetic RealSense recording made with librealsense's ``software_device`` and ``recorder``: colour + depth
 frames with known content, hardware timestamps and chosen frame drops. Plays back through
-:class:`real.cameras.realsense.RealSenseCamera` like a real camera (tests, demos without hardware)."""
+:class:`manip.real.cameras.realsense.RealSenseCamera` like a real camera (tests, demos without hardware)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from data.errors import require
-from real.cameras.intrinsics import Intrinsics
+from manip.core.errors import require
+from manip.real.cameras.intrinsics import Intrinsics
 
 
 def synthetic_frame(i: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

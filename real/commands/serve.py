@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data.cli.verb import Verb
-from data.errors import ManipError
+from manip.cli.verb import Verb
+from manip.core.errors import ManipError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,10 +50,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def build_source(args: argparse.Namespace):
     """The model to serve: a checkpoint (torch) or the synthetic stand-in."""
     if args.synthetic:
-        from real.synthetic import SyntheticSource
+        from manip.real.synthetic import SyntheticSource
 
         return SyntheticSource(args.synthetic, compute_ms=args.synthetic_ms)
-    from real.sources import LocalPolicySource
+    from manip.real.client.sources import LocalPolicySource
 
     return LocalPolicySource.from_checkpoint(
         args.checkpoint, device=args.device, steps=args.steps, bf16=args.bf16, compile=args.compile
@@ -63,9 +63,9 @@ def build_source(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from data.config import validate_config
-    from real.auth import read_token
-    from real.server import PolicyServer, ServerConfig, check_bind
+    from manip.core.config import validate_config
+    from manip.real.client.auth import read_token
+    from manip.real.server import PolicyServer, ServerConfig, check_bind
 
     token = read_token(args.token_file)
     config = validate_config(

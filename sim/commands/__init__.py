@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 
 def require_options(args: argparse.Namespace, *names: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from data.cli.verb import Verb
-from sim.commands import require_options
+from manip.cli.verb import Verb
+from manip.sim.commands import require_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,17 +27,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_options(args, "task", "device", "episodes", "out")
-    from sim.collect import collect
-    from sim.devices import make_device
-    from sim.env import make_env
-    from sim.tasks import check_obs_mode, get_task
+    from manip.sim.collect import collect
+    from manip.sim.devices import make_device
+    from manip.sim.env import make_env
+    from manip.sim.tasks import check_obs_mode, get_task
 
     get_task(args.task)
     check_obs_mode(args.obs)
     device = make_device(args.device, args.task)
     policy = None
     if args.policy:
-        from real.sources import LocalPolicySource
+        from manip.real.client.sources import LocalPolicySource
 
         policy = LocalPolicySource.from_checkpoint(args.policy)
     env = make_env(args.task, obs_mode=args.obs, image_size=args.image_size)

@@ -2,9 +2,9 @@
 
 Steps (each reused when a previous run in the same DIR finished it):
 
-1. ``DIR/data.zarr``: scripted-expert Lift demonstrations (``sim.collect``), seeds 0, 1, …;
+1. ``DIR/data.zarr``: scripted-expert Lift demonstrations (``manip.sim.collect``), seeds 0, 1, …;
 2. ``DIR/train/``: ``manip train configs/demo.yaml`` into it; ``DIR/checkpoint/`` is the trained policy;
-3. ``DIR/eval/``: ``sim.eval`` on seeds 100000+ (never used for training): ``results.json`` and videos;
+3. ``DIR/eval/``: ``manip.sim.eval`` on seeds 100000+ (never used for training): ``results.json`` and videos;
 4. ``DIR/plot.png``: the training loss curve and the success rate.
 """
 
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from data.cli.verb import Verb
+from manip.cli.verb import Verb
 
 TASK = "Lift"
 EVAL_SEED = 100_000
@@ -47,10 +47,10 @@ def _say(text: str) -> None:
 
 def collect_demos(path: Path, episodes: int, quiet: bool) -> None:
     """Scripted Lift demonstrations into ``path`` (topped up when a previous run stopped early)."""
-    from data.store import EpisodeStore
-    from sim.collect import collect
-    from sim.devices import make_device
-    from sim.env import make_env
+    from manip.data.store import EpisodeStore
+    from manip.sim.collect import collect
+    from manip.sim.devices import make_device
+    from manip.sim.env import make_env
 
     have = EpisodeStore.open(path).num_episodes if path.exists() else 0
     if have >= episodes:
@@ -70,8 +70,8 @@ def collect_demos(path: Path, episodes: int, quiet: bool) -> None:
 
 def train_policy(out: Path, data: Path, steps: int | None, quiet: bool) -> Path:
     """Train the demo config on ``data`` into ``out/train``; copy the checkpoint to ``out/checkpoint``."""
-    from policies.train_config import load_train_config
-    from policies.training import run_training
+    from manip.policies.train_config import load_train_config
+    from manip.policies.training import run_training
 
     overrides = [f"data.path={data}"] + ([f"trainer.steps={steps}"] if steps else [])
     config = load_train_config(CONFIG, overrides)
@@ -115,8 +115,8 @@ def plot(out: Path, results: dict) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data.errors import ManipError
-    from sim.eval import SourceSpec, evaluate, summary_line
+    from manip.core.errors import ManipError
+    from manip.sim.eval import SourceSpec, evaluate, summary_line
 
     for name in ("demos", "eval_episodes", "workers"):
         if getattr(args, name) < 1:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from data.cli.verb import Verb
-from sim.commands import require_options
+from manip.cli.verb import Verb
+from manip.sim.commands import require_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     require_options(args, "task", "episodes", "out")
     import json
 
-    from sim.eval import evaluate, source_spec_from_args, summary_line
+    from manip.sim.eval import evaluate, source_spec_from_args, summary_line
 
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
     results = evaluate(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from data.cli.verb import Verb
+from manip.cli.verb import Verb
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sim.sweep import load_sweep, run_sweep
+    from manip.sim.sweep import load_sweep, run_sweep
 
     config = load_sweep(args.sweep, args.overrides)
     slurm = None

@@ -9,9 +9,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
-from data.errors import ManipError, MissingExtra
-from sim.devices.base import Command, Device
+from manip.core.errors import ManipError, MissingExtra
+from manip.sim.devices.base import Command, Device
 
 MOTION_KEYS = {
     "w": (0, 1.0), "s": (0, -1.0), "a": (1, 1.0), "d": (1, -1.0), "r": (2, 1.0), "f": (2, -1.0),

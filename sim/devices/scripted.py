@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sim.devices.base import Command, Device
-from sim.experts import make_expert
+from manip.sim.devices.base import Command, Device
+from manip.sim.experts import make_expert
 
 
 class ScriptedDevice(Device):

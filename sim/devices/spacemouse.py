@@ -6,9 +6,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
-from data.errors import ManipError, require
-from sim.devices.base import Command, Device
+from manip.core.errors import ManipError, require
+from manip.sim.devices.base import Command, Device
 
 VENDOR_ID = 0x256F  # 3Dconnexion
 SCALE = 350.0  # raw axis value for a full-scale action

@@ -1,19 +1,19 @@
 """Scripted experts, one per task: ``make_expert(task)`` returns an object with ``reset(env, seed)`` and
-``act(env, obs) -> action (7,)`` (see :mod:`sim.experts.base`)."""
+``act(env, obs) -> action (7,)`` (see :mod:`manip.sim.experts.base`)."""
 
 from __future__ import annotations
 
 import importlib
 
-from data.errors import ManipError
-from sim.tasks import get_task
+from manip.core.errors import ManipError
+from manip.sim.tasks import get_task
 
 EXPERTS = {
-    "Lift": "sim.experts.lift:LiftExpert",
-    "PickPlaceCan": "sim.experts.pick_place:PickPlaceCanExpert",
-    "NutAssemblySquare": "sim.experts.nut_assembly:NutAssemblySquareExpert",
-    "Stack": "sim.experts.stack:StackExpert",
-    "Door": "sim.experts.door:DoorExpert",
+    "Lift": "manip.sim.experts.lift:LiftExpert",
+    "PickPlaceCan": "manip.sim.experts.pick_place:PickPlaceCanExpert",
+    "NutAssemblySquare": "manip.sim.experts.nut_assembly:NutAssemblySquareExpert",
+    "Stack": "manip.sim.experts.stack:StackExpert",
+    "Door": "manip.sim.experts.door:DoorExpert",
 }
 
 

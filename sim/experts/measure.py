@@ -1,4 +1,4 @@
-"""Measure a scripted expert's success rate: ``python -m sim.experts.measure TASK [--seeds N] [--start S]``.
+"""Measure a scripted expert's success rate: ``python -m manip.sim.experts.measure TASK [--seeds N] [--start S]``.
 
 Prints one line per episode and a JSON summary (success rate over seeds start..start+N-1)."""
 
@@ -8,8 +8,8 @@ import argparse
 import json
 import time
 
-from sim.env import make_env
-from sim.experts import make_expert, rollout
+from manip.sim.env import make_env
+from manip.sim.experts import make_expert, rollout
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up
+from manip.sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up
 
 
 class PickPlaceCanExpert(WaypointExpert):

@@ -1,12 +1,11 @@
-"""The scripted expert as a :class:`real.sources.ChunkSource`: a 1-step chunk per control tick."""
+"""The scripted expert as a :class:`manip.real.client.sources.ChunkSource`: a 1-step chunk per control tick."""
 
 from __future__ import annotations
 
 import numpy as np
-
-from real.sources import SourceMetadata
-from sim.env import ManipEnv
-from sim.experts import make_expert
+from manip.real.client.sources import SourceMetadata
+from manip.sim.env import ManipEnv
+from manip.sim.experts import make_expert
 
 
 class ExpertSource:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from data.store import EpisodeStore
+from manip.data.store import EpisodeStore
 
 
 def make_episode(rng: np.random.Generator, length: int, image: bool = False) -> dict[str, np.ndarray]:
@@ -79,7 +78,7 @@ def run_on_a_tty(*args: str) -> tuple[int, str]:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns wide
     proc = subprocess.Popen(
-        [sys.executable, "-m", "data.cli.main", *args],
+        [sys.executable, "-m", "manip.cli.main", *args],
         stdout=subprocess.DEVNULL,
         stderr=follower,
         cwd=Path(__file__).resolve().parents[2],

@@ -11,11 +11,11 @@ import h5py
 import numpy as np
 import pytest
 import zarr
+from manip.core.errors import ManipError
+from manip.data.converters import CONVERTERS, convert, find_converter
+from manip.data.store import EpisodeStore
+from manip.data.validate import validate_store
 
-from data.converters import CONVERTERS, convert, find_converter
-from data.errors import ManipError
-from data.store import EpisodeStore
-from data.validate import validate_store
 from tests.data.conftest import make_episode, write_dp_v2_store, zip_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_cli_convert_and_failed_conversion_leaves_nothing(tmp_path):
     write_robomimic(src, [3, 4])
     dst = tmp_path / "out.zarr"
     result = subprocess.run(
-        [sys.executable, "-m", "data.cli.main", "data", "convert", str(src), str(dst)],
+        [sys.executable, "-m", "manip.cli.main", "data", "convert", str(src), str(dst)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from manip.data.store import EpisodeStore
+from manip.data.validate import validate_store
 
-from data.store import EpisodeStore
-from data.validate import validate_store
 from tests.data.writer_child import episode_length, episode_step
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def start_writer(path: Path, mode: str) -> subprocess.Popen:
 
 def recover_cli(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "data.cli.main", "data", "recover", str(path)],
+        [sys.executable, "-m", "manip.cli.main", "data", "recover", str(path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from data.errors import ManipError
-from data.normalizer import Normalizer
+from manip.core.errors import ManipError
+from manip.data.normalizer import Normalizer
 
 
 def batches(data: dict[str, np.ndarray], size: int):

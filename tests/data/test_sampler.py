@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from manip.core.errors import ManipError
+from manip.data.sampler import SequenceSampler, build_indices
+from manip.data.store import EpisodeStore
 
-from data.errors import ManipError
-from data.sampler import SequenceSampler, build_indices
-from data.store import EpisodeStore
 from tests.data.conftest import fill_store
 
 
@@ -129,7 +129,7 @@ def test_bad_sampler_arguments(small_store):
 
 def test_chunk_dataset_items_and_seeded_split(small_store):
     torch = pytest.importorskip("torch")
-    from data.dataset import ChunkDataset
+    from manip.data.dataset import ChunkDataset
 
     kwargs = dict(obs_keys=["robot0_eef_pos", "agentview_image"], horizon=8, n_obs_steps=2, n_action_steps=4)
     train = ChunkDataset(small_store, **kwargs, val_ratio=0.4, seed=3)
@@ -149,7 +149,7 @@ def test_chunk_dataset_items_and_seeded_split(small_store):
 
 def test_chunk_dataset_latency_shifts_actions(small_store):
     pytest.importorskip("torch")
-    from data.dataset import ChunkDataset
+    from manip.data.dataset import ChunkDataset
 
     ds = ChunkDataset(
         small_store, ["robot0_eef_pos"], horizon=3, n_obs_steps=1, n_action_steps=1, n_latency_steps=2
@@ -183,7 +183,7 @@ def test_sample_batch_equals_single_windows_in_memory_and_lazy(small_store, fram
 
 
 def test_chunk_dataset_frame_memory_bytes_reaches_its_sampler_and_its_validation_split(small_store):
-    from data.dataset import ChunkDataset
+    from manip.data.dataset import ChunkDataset
 
     keys = ["agentview_image"]
     lazy = ChunkDataset(small_store, keys, 5, 2, 3, val_ratio=0.4, frame_memory_bytes=0)

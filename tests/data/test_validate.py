@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from manip.data.validate import validate_store
 
-from data.validate import validate_store
 from tests.cli import manip
 from tests.data.conftest import fill_store
 
@@ -173,7 +173,7 @@ def test_cli_info_on_a_file_that_is_not_a_store(tmp_path):
 
 
 def test_all_fill_value_chunks_are_written_so_validate_passes(tmp_path):
-    from data.store import EpisodeStore
+    from manip.data.store import EpisodeStore
 
     path = tmp_path / "zeros.zarr"
     episode = {"action": np.zeros((6, 7), np.float32), "intervention": np.zeros(6, bool)}

@@ -9,9 +9,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-
-from data.recorder import Recorder
-from data.store import EpisodeStore
+from manip.data.recorder import Recorder
+from manip.data.store import EpisodeStore
 
 
 def episode_step(episode: int, t: int) -> dict[str, np.ndarray]:

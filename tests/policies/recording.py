@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-
-from policies.backbones.base import BACKBONES
+from manip.policies.backbones.base import BACKBONES
 
 
 def mlp_backbone(head, cond_dim: int, horizon: int, action_dim: int, width: int = 64):

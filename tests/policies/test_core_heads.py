@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from data.errors import ManipError
-from policies.backbones.base import BACKBONES
-from policies.heads.base import HEADS
+from manip.core.errors import ManipError
+from manip.policies.backbones.base import BACKBONES
+from manip.policies.heads.base import HEADS
 
 HORIZON, ACTION_DIM, COND_DIM, BATCH = 8, 3, 5, 4
 HEAD_PARAMS = {

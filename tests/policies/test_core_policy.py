@@ -9,15 +9,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from data.config import validate_config
-from data.errors import ManipError
-from data.normalizer import Normalizer
-from data.specs import FeatureSpec, Spec
-from policies import load_policy
-from policies.chunk import ChunkPolicy
-from policies.train_config import TrainConfig
-from policies.training import build_policy_and_dataset
+from manip.core.config import validate_config
+from manip.core.errors import ManipError
+from manip.core.specs import FeatureSpec, Spec
+from manip.data.normalizer import Normalizer
+from manip.policies import load_policy
+from manip.policies.chunk import ChunkPolicy
+from manip.policies.train_config import TrainConfig
+from manip.policies.training import build_policy_and_dataset
 
 
 @pytest.fixture
@@ -149,7 +148,7 @@ def test_manip_train_bad_config_is_one_line(tmp_path):
         [
             sys.executable,
             "-m",
-            "data.cli.main",
+            "manip.cli.main",
             "train",
             str(bad),
             "policy.head.stepz=3",
@@ -168,7 +167,7 @@ def test_manip_train_bad_config_is_one_line(tmp_path):
 def test_every_shipped_config_validates():
     from pathlib import Path
 
-    from policies.train_config import load_train_config
+    from manip.policies.train_config import load_train_config
 
     configs = sorted(Path("configs").glob("*.yaml"))
     assert len(configs) >= 8

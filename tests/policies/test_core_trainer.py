@@ -9,14 +9,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from manip.core.config import validate_config
+from manip.core.errors import ManipError
+from manip.policies.ema import EMA, ema_decay
+from manip.policies.train_config import TrainConfig
+from manip.policies.trainer import StepBatchSampler, cosine_with_warmup
+from manip.policies.training import run_training
 from safetensors.torch import load_file
-
-from data.config import validate_config
-from data.errors import ManipError
-from policies.ema import EMA, ema_decay
-from policies.train_config import TrainConfig
-from policies.trainer import StepBatchSampler, cosine_with_warmup
-from policies.training import run_training
 
 
 def test_ema_decay_warms_up_and_is_capped():
@@ -116,8 +115,8 @@ def test_exact_resume_matches_an_uninterrupted_run(tiny_store, tiny_train_raw, t
 
 def test_init_from_starts_a_fresh_schedule_from_a_checkpoints_weights(tiny_store, tiny_train_raw, tmp_path):
     """init_from loads weights and normalizer (not the data's fresh fit); optimizer, EMA and step start anew."""
-    from policies.checkpoint import load_for_finetuning, load_policy
-    from policies.training import build_policy_and_dataset
+    from manip.policies.checkpoint import load_for_finetuning, load_policy
+    from manip.policies.training import build_policy_and_dataset
 
     base = validate_config(TrainConfig, tiny_train_raw(tiny_store, "flow", steps=6))
     checkpoint = run_training(base, tmp_path / "base", quiet=True)
@@ -147,8 +146,8 @@ def test_init_from_may_switch_the_heads_training_target_but_not_its_inputs(
     tiny_store, tiny_train_raw, tmp_path, capsys
 ):
     """A fine-tune may switch the flow head's prediction target (printed); a head setting that changes inputs fails."""
-    from policies.checkpoint import load_for_finetuning, load_policy
-    from policies.training import build_policy_and_dataset
+    from manip.policies.checkpoint import load_for_finetuning, load_policy
+    from manip.policies.training import build_policy_and_dataset
 
     checkpoint = run_training(
         validate_config(TrainConfig, tiny_train_raw(tiny_store, "flow", steps=2)),
@@ -200,7 +199,7 @@ def test_rollouts_keep_the_top_k_checkpoints(tiny_store, tiny_train_raw, tmp_pat
 
 def manip_train(*args) -> subprocess.CompletedProcess:
     """Run `manip train ARGS...` in a subprocess (text output captured)."""
-    cmd = [sys.executable, "-m", "data.cli.main", "train", *map(str, args)]
+    cmd = [sys.executable, "-m", "manip.cli.main", "train", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -251,7 +250,7 @@ def test_ddp_with_two_cpu_processes(tiny_store, tiny_train_raw, tmp_path):
     raw = tiny_train_raw(tiny_store, "flow", steps=3, log_every=1, num_threads=1)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "data.cli.main", "train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "manip.cli.main", "train",
            str(tmp_path / "c.yaml"), "--out", str(out), "--quiet"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -259,6 +258,6 @@ def test_ddp_with_two_cpu_processes(tiny_store, tiny_train_raw, tmp_path):
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
     state = json.loads((out / "state" / "state.json").read_text())
     assert state["extra"]["world"] == 2 and state["step"] == 3
-    from policies import load_policy
+    from manip.policies import load_policy
 
     assert load_policy(out / "checkpoint").horizon == 8

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
-from bench import inference, train
-from data.errors import ManipError
+from manip.bench import inference, train
+from manip.core.errors import ManipError
 
 SMALL = inference.Case("lowdim", "meanflow", 1, backbone="transformer")
 TINY_BACKBONE = {"backbone": {"name": "transformer", "d_model": 32, "n_layers": 1, "n_heads": 4}}

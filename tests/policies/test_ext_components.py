@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from manip.core.errors import ManipError
+from manip.core.specs import FeatureSpec
+from manip.policies.backbones.base import BACKBONES
+from manip.policies.encoders.base import ENCODERS
+from manip.policies.encoders.image import SpatialSoftmax, crop_images
+from manip.policies.heads.base import HEADS
 from torch import nn
-
-from data.errors import ManipError
-from data.specs import FeatureSpec
-from policies.backbones.base import BACKBONES
-from policies.encoders.base import ENCODERS
-from policies.encoders.image import SpatialSoftmax, crop_images
-from policies.heads.base import HEADS
 
 CAMERAS = [
     FeatureSpec("agentview_image", (32, 32, 3), "uint8", "rgb"),

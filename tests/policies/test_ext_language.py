@@ -6,11 +6,10 @@ import shutil
 
 import pytest
 import torch
-
-from data.errors import ManipError
-from data.specs import FeatureSpec
-from policies.encoders.base import ENCODERS
-from policies.encoders.language import SentenceEmbedder, default_text_model_path
+from manip.core.errors import ManipError
+from manip.core.specs import FeatureSpec
+from manip.policies.encoders.base import ENCODERS
+from manip.policies.encoders.language import SentenceEmbedder, default_text_model_path
 
 TEXT = [FeatureSpec("instruction", (), "str", "text")]
 

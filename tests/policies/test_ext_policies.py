@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from data.errors import ManipError
-from data.normalizer import Normalizer
-from data.specs import FeatureSpec, Spec
-from policies.checkpoint import load_policy
-from policies.config import POLICY_TYPES, parse_policy_config
+from manip.core.errors import ManipError
+from manip.core.specs import FeatureSpec, Spec
+from manip.data.normalizer import Normalizer
+from manip.policies.checkpoint import load_policy
+from manip.policies.config import POLICY_TYPES, parse_policy_config
 
 IMAGE_SIZE = 24
 OBS_SPEC = Spec(
@@ -164,9 +163,8 @@ def test_vla_config_rejects_unknown_keys():
 
 
 def test_vla_trains_from_a_zarr_store_with_per_episode_instructions(vla, tmp_path):
+    from manip.data.dataset import ChunkDataset
     from torch.utils.data import DataLoader
-
-    from data.dataset import ChunkDataset
 
     store = write_instruction_store(tmp_path / "multi.zarr", ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])))
     dataset = ChunkDataset(store, vla.config.obs_keys, horizon=8, n_obs_steps=2, n_action_steps=4)
@@ -184,7 +182,7 @@ def test_vla_trains_from_a_zarr_store_with_per_episode_instructions(vla, tmp_pat
 
 def write_instruction_store(path, lengths_and_instructions, seed: int = 0):
     """A small image + proprio store whose episodes carry language instructions in their metadata."""
-    from data.store import EpisodeStore
+    from manip.data.store import EpisodeStore
 
     store = EpisodeStore.create(path)
     rng = np.random.default_rng(seed)
@@ -200,9 +198,8 @@ def write_instruction_store(path, lengths_and_instructions, seed: int = 0):
 def test_manip_train_feeds_instructions_to_a_vla(tmp_path):
     """The training entry point (what ``manip train`` runs) hands the VLA instruction-carrying items."""
     import yaml
-
-    from policies.train_config import load_train_config
-    from policies.training import build_policy_and_dataset
+    from manip.policies.train_config import load_train_config
+    from manip.policies.training import build_policy_and_dataset
 
     write_instruction_store(tmp_path / "multi.zarr", ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])))
     config_path = tmp_path / "vla.yaml"
@@ -216,9 +213,8 @@ def test_manip_train_feeds_instructions_to_a_vla(tmp_path):
 
 def test_data_frame_memory_gb_is_validated_and_reaches_the_dataset(tmp_path):
     import yaml
-
-    from policies.train_config import load_train_config
-    from policies.training import build_policy_and_dataset
+    from manip.policies.train_config import load_train_config
+    from manip.policies.training import build_policy_and_dataset
 
     write_instruction_store(tmp_path / "multi.zarr", ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])))
     config_path = tmp_path / "vla.yaml"
@@ -233,8 +229,8 @@ def test_data_frame_memory_gb_is_validated_and_reaches_the_dataset(tmp_path):
 
 
 def test_vla_training_data_needs_instructions(vla, tmp_path):
-    from data.dataset import ChunkDataset
-    from data.store import EpisodeStore
+    from manip.data.dataset import ChunkDataset
+    from manip.data.store import EpisodeStore
 
     store = EpisodeStore.create(tmp_path / "plain.zarr")
     steps = {k: np.zeros((5, *OBS_SPEC[k].shape), np.float32) for k in LOWDIM}
@@ -252,7 +248,7 @@ def test_vla_training_data_needs_instructions(vla, tmp_path):
 def test_shipped_image_and_vla_configs_validate(name):
     from pathlib import Path
 
-    from policies.train_config import load_train_config
+    from manip.policies.train_config import load_train_config
 
     path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
     config = load_train_config(path).policy_config

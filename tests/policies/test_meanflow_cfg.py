@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from manip.core.config import apply_overrides, validate_config
+from manip.core.errors import ManipError
+from manip.policies.heads.base import HEADS
+from manip.policies.train_config import TrainConfig
+from manip.policies.training import build_policy_and_dataset
 from torch.func import jvp
 
-from data.config import apply_overrides, validate_config
-from data.errors import ManipError
-from policies.heads.base import HEADS
-from policies.train_config import TrainConfig
-from policies.training import build_policy_and_dataset
 from tests.policies import recording
 from tests.policies.recording import RecordingBackbone as Recorder
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from real.launch import ServerProcess, start_server
+from manip.real.launch import ServerProcess, start_server
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +34,9 @@ def server_factory():
 def tiny_checkpoint(tmp_path_factory):
     """A real (untrained, tiny) low-dim flow policy saved as a checkpoint directory, with the synthetic spec."""
     import numpy as np
-
-    from data.normalizer import Normalizer
-    from policies.config import POLICY_TYPES, parse_policy_config
-    from real.synthetic import synthetic_metadata
+    from manip.data.normalizer import Normalizer
+    from manip.policies.config import POLICY_TYPES, parse_policy_config
+    from manip.real.synthetic import synthetic_metadata
 
     meta = synthetic_metadata("lowdim", horizon=8)
     rng = np.random.default_rng(0)

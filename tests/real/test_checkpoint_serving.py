@@ -6,11 +6,10 @@ import threading
 
 import numpy as np
 import pytest
-
-from real.client import PolicyClient, ServerError
-from real.loop import ChunkedController, executor_config_for
-from real.sources import LocalPolicySource
-from real.synthetic import synthetic_obs
+from manip.real.client.connection import PolicyClient, ServerError
+from manip.real.client.loop import ChunkedController, executor_config_for
+from manip.real.client.sources import LocalPolicySource
+from manip.real.synthetic import synthetic_obs
 
 
 def test_metadata_describes_the_checkpoint(checkpoint_server, tiny_checkpoint):

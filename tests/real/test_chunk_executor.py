@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from data.errors import ManipError
-from real.executor import (
+from manip.core.errors import ManipError
+from manip.real.client.executor import (
     EXHAUSTED,
     NO_CHUNK,
     NO_FRESH_CHUNK,
@@ -15,7 +14,7 @@ from real.executor import (
     ChunkExecutor,
     ExecutorConfig,
 )
-from real.safety import SafetyConfig
+from manip.real.client.safety import SafetyConfig
 
 DT = 0.05  # 20 Hz
 

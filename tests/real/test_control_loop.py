@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from data.specs import FeatureSpec, Spec
-from real.executor import ExecutorConfig
-from real.latency import InjectedDelay, LatencyEstimator
-from real.loop import ChunkedController, ObsHistory
-from real.sources import ChunkSource, SourceMetadata
+from manip.core.specs import FeatureSpec, Spec
+from manip.real.client.executor import ExecutorConfig
+from manip.real.client.latency import InjectedDelay, LatencyEstimator
+from manip.real.client.loop import ChunkedController, ObsHistory
+from manip.real.client.sources import ChunkSource, SourceMetadata
 
 DT = 0.05
 

@@ -13,15 +13,20 @@ import urllib.request
 
 import numpy as np
 import pytest
+from manip.real.client.connection import (
+    AsyncPolicyClient,
+    Backoff,
+    PolicyClient,
+    ServerError,
+    ServerUnavailable,
+)
+from manip.real.client.executor import ExecutorConfig
+from manip.real.client.latency import InjectedDelay
+from manip.real.client.loop import ChunkedController, executor_config_for
+from manip.real.client.protocol import PROTOCOL_VERSION, pack, unpack
+from manip.real.synthetic import synthetic_obs
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
-
-from real.client import AsyncPolicyClient, Backoff, PolicyClient, ServerError, ServerUnavailable
-from real.executor import ExecutorConfig
-from real.latency import InjectedDelay
-from real.loop import ChunkedController, executor_config_for
-from real.protocol import PROTOCOL_VERSION, pack, unpack
-from real.synthetic import synthetic_obs
 
 EXPECTED_TIMINGS = {"decode_ms", "queue_ms", "infer_ms", "encode_ms", "server_ms", "batch_size", "rtt_ms"}
 
@@ -170,7 +175,7 @@ def test_token_is_required_and_checked(server_factory, tmp_path):
 
 def test_binding_beyond_loopback_needs_a_token():
     result = subprocess.run(
-        [sys.executable, "-m", "data.cli.main", "serve", "--synthetic", "lowdim", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "manip.cli.main", "serve", "--synthetic", "lowdim", "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -290,7 +295,7 @@ def test_health_on_unknown_path_is_not_a_websocket(lowdim_server):
 def test_serve_cli_errors_are_one_line(args, words, lowdim_server):
     args = [a.replace("{busy}", str(lowdim_server.port)) for a in args]
     result = subprocess.run(
-        [sys.executable, "-m", "data.cli.main", "serve", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "manip.cli.main", "serve", *args], capture_output=True, text=True, timeout=120
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

@@ -7,13 +7,13 @@ import sys
 
 HEAVY = ("torch", "robosuite", "pyrealsense2", "zarr", "mujoco")
 LIGHT = (
-    "real.client",
-    "real.executor",
-    "real.safety",
-    "real.loop",
-    "real.protocol",
-    "real.messages",
-    "real.sources",
+    "manip.real.client.connection",
+    "manip.real.client.executor",
+    "manip.real.client.safety",
+    "manip.real.client.loop",
+    "manip.real.client.protocol",
+    "manip.real.client.messages",
+    "manip.real.client.sources",
 )
 
 

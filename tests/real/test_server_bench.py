@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.server import format_report, run
+from manip.bench.server import format_report, run
 
 
 def test_bench_server_reports_overhead_and_batching():

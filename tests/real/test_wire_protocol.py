@@ -5,11 +5,10 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
-
-from data.errors import ManipError
-from real.messages import parse_infer, request_type
-from real.protocol import NDARRAY_EXT, ProtocolError, pack, unpack
-from real.synthetic import synthetic_metadata
+from manip.core.errors import ManipError
+from manip.real.client.messages import parse_infer, request_type
+from manip.real.client.protocol import NDARRAY_EXT, ProtocolError, pack, unpack
+from manip.real.synthetic import synthetic_metadata
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,10 @@ PACKAGE = REPO / "ros_ws" / "src" / "real"
 ROS_PYTHON = Path(os.environ.get("MANIP_ROS_VENV", REPO / ".venv-ros")) / "bin" / "python"
 HARNESS = Path(__file__).with_name("ros_harness.py")
 
-sys.path.insert(0, str(PACKAGE))  # real_ros's numpy-only modules (images, observation, params) for unit tests
+sys.path.insert(0, str(PACKAGE))  # the ROS package's numpy-only modules (observation, params) for unit tests
+import real  # noqa: E402  (bound now: pytest later puts the repository root, which has a folder real/, first)
+
+assert Path(real.__file__).parent == PACKAGE / "real", real.__file__
 
 
 def ros_environment() -> dict:
@@ -29,7 +32,7 @@ def ros_environment() -> dict:
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
         ROS_DOMAIN_ID=str(1 + os.getpid() % 100),
         RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
-        PYTHONPATH=os.pathsep.join([str(PACKAGE), str(REPO)]),
+        PYTHONPATH=str(PACKAGE),
         PYTHONUNBUFFERED="1",
     )
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
@@ -37,11 +40,12 @@ def ros_environment() -> dict:
 
 
 def run_node_until_exit(ros_env: dict, node: str, **params: str) -> subprocess.CompletedProcess:
-    """Run ``real_ros.<node>`` with ``-p name:=value`` parameters until it exits (for startup-error tests)."""
+    """Run ``real.<node>`` with ``-p name:=value`` parameters until it exits (for startup-error tests)."""
     args = [arg for name, value in params.items() for arg in ("-p", f"{name}:={value}")]
     return subprocess.run(
-        [str(ROS_PYTHON), "-m", f"real_ros.{node}", "--ros-args", *args],
+        [str(ROS_PYTHON), "-m", f"real.{node}", "--ros-args", *args],
         env=ros_env,
+        cwd=PACKAGE,  # `-m real.X` must find the ROS module, not the repository's real/ folder
         capture_output=True,
         text=True,
         timeout=120,
@@ -69,7 +73,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "data.cli.main",
+                "manip.cli.main",
                 "serve",
                 "--synthetic",
                 "image",
@@ -145,8 +149,9 @@ class RosRun:
         self.node_log = tmp / "node.log"
         self._node_out = self.node_log.open("w")
         self.node = subprocess.Popen(
-            [str(ROS_PYTHON), "-m", f"real_ros.{node}", "--ros-args", "--params-file", str(params_file)],
+            [str(ROS_PYTHON), "-m", f"real.{node}", "--ros-args", "--params-file", str(params_file)],
             env=env,
+            cwd=PACKAGE,
             stdout=self._node_out,
             stderr=subprocess.STDOUT,
         )
@@ -160,6 +165,7 @@ class RosRun:
         self.robot = subprocess.Popen(
             [str(ROS_PYTHON), str(HARNESS), json.dumps(robot_config)],
             env=env,
+            cwd=PACKAGE,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -13,11 +13,11 @@ import pytest
 
 pytest.importorskip("pyrealsense2")
 
-from real.cameras.intrinsics import Intrinsics
-from real.cameras.pointcloud import depth_to_points
-from real.cameras.process import CameraProcess
-from real.cameras.realsense import CameraConfig, RealSenseCamera
-from real.cameras.synthetic import record_synthetic, synthetic_frame
+from manip.real.cameras.intrinsics import Intrinsics
+from manip.real.cameras.pointcloud import depth_to_points
+from manip.real.cameras.process import CameraProcess
+from manip.real.cameras.realsense import CameraConfig, RealSenseCamera
+from manip.real.cameras.synthetic import record_synthetic, synthetic_frame
 
 W, H, FPS = 32, 24, 30
 
@@ -116,7 +116,7 @@ def test_camera_process_reports_a_bad_camera_list_in_one_line(tmp_path):
     bad = tmp_path / "cams.json"
     bad.write_text(json.dumps([{"name": "a", "fps": "fast"}]))
     result = subprocess.run(
-        [sys.executable, "-m", "real.cameras.process", "--config", str(bad), "--prefix", "x"],
+        [sys.executable, "-m", "manip.real.cameras.process", "--config", str(bad), "--prefix", "x"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,10 +8,8 @@ from types import SimpleNamespace
 import imagecodecs
 import numpy as np
 import pytest
-from real_ros.observation import ObservationAssembler
-
-from data.specs import FeatureSpec, Spec
-from real.cameras.encodings import (
+from manip.core.specs import FeatureSpec, Spec
+from manip.real.cameras.encodings import (
     ImageError,
     array_to_image_fields,
     compressed_to_array,
@@ -19,6 +17,7 @@ from real.cameras.encodings import (
     image_to_rgb,
     resize_nearest,
 )
+from real.observation import ObservationAssembler
 
 RNG = np.random.default_rng(0)
 

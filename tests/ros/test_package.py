@@ -10,7 +10,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
-from real_ros.params import (
+from manip.real.client.executor import MODES
+from real.params import (
     EXECUTOR_MODES,
     LAUNCH_OVERRIDES,
     CameraNodeParams,
@@ -20,7 +21,6 @@ from real_ros.params import (
     launch_overrides,
 )
 
-from real.executor import MODES
 from tests.ros.conftest import PACKAGE, ROS_PYTHON
 
 LAUNCH = PACKAGE / "launch" / "bringup.launch.py"
@@ -143,14 +143,14 @@ def test_launch_overrides_keep_the_params_file_for_empty_arguments_and_type_the_
             launch_overrides({name: text})
 
 
-def test_package_metadata_names_the_package_real_and_its_module_real_ros():
+def test_package_metadata_names_the_package_and_its_module_real():
     root = ET.parse(PACKAGE / "package.xml").getroot()
     assert root.findtext("name") == "real"
     assert root.find("export/build_type").text == "ament_python"
     assert (PACKAGE / "resource" / "real").is_file()
     setup_text = (PACKAGE / "setup.py").read_text()
-    assert 'PACKAGE = "real"' in setup_text and 'MODULE = "real_ros"' in setup_text
-    assert not (PACKAGE / "real").exists()  # never shadows manip's top-level `real`
+    assert 'PACKAGE = "real"' in setup_text and 'MODULE = "real"' in setup_text
+    assert (PACKAGE / "real" / "policy_node.py").is_file()
     depends = {d.text for d in root.iter("exec_depend")}
     assert {
         "rclpy",
@@ -192,13 +192,13 @@ def test_the_node_accepts_exactly_the_executor_modes():
 def test_the_nodes_never_import_torch_or_pyrealsense2(ros_env):
     code = (
         "import sys, importlib.util\n"
-        "import real_ros.policy_node, real_ros.recorder_node, real_ros.camera_node, real.client, real.executor\n"
+        "import real.policy_node, real.recorder_node, real.camera_node, manip.real.client.connection, manip.real.client.executor\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'pyrealsense2' not in sys.modules, 'pyrealsense2 in an rclpy process'\n"
         "print('torch installed:', importlib.util.find_spec('torch') is not None)\n"
     )
     result = subprocess.run(
-        [str(ROS_PYTHON), "-c", code], env=ros_env, capture_output=True, text=True, timeout=120
+        [str(ROS_PYTHON), "-c", code], env=ros_env, cwd=PACKAGE, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert "torch installed: False" in result.stdout  # the ROS venv has no torch at all
@@ -207,8 +207,9 @@ def test_the_nodes_never_import_torch_or_pyrealsense2(ros_env):
 @pytest.mark.ros
 def test_bad_parameters_exit_with_one_line(ros_env):
     result = subprocess.run(
-        [str(ROS_PYTHON), "-m", "real_ros.policy_node", "--ros-args", "-p", "command_interface:=velocity"],
+        [str(ROS_PYTHON), "-m", "real.policy_node", "--ros-args", "-p", "command_interface:=velocity"],
         env=ros_env,
+        cwd=PACKAGE,
         capture_output=True,
         text=True,
         timeout=120,

@@ -151,10 +151,9 @@ def wrong_protocol_server():
     import asyncio
     import threading
 
+    from manip.real.client.protocol import pack
+    from manip.real.synthetic import synthetic_metadata
     from websockets.asyncio.server import serve
-
-    from real.protocol import pack
-    from real.synthetic import synthetic_metadata
 
     ready, stop = threading.Event(), None
     state = {}

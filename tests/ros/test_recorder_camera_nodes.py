@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from manip.data.store import EpisodeStore
 
-from data.store import EpisodeStore
 from tests.ros.conftest import CAMERAS, JOINTS, run_node_until_exit
 
 pytestmark = pytest.mark.ros
@@ -99,7 +99,7 @@ def test_recorder_skips_steps_while_a_camera_is_stale(ros_run, tmp_path):
 
 def test_camera_node_publishes_realsense_frames_from_its_own_process(ros_run, tmp_path):
     pytest.importorskip("pyrealsense2")
-    from real.cameras.synthetic import record_synthetic, synthetic_frame
+    from manip.real.cameras.synthetic import record_synthetic, synthetic_frame
 
     recording = record_synthetic(tmp_path / "cam.db3", serial="SIM0042", frames=60, width=32, height=24)
     params = {

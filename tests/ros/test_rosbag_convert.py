@@ -12,10 +12,9 @@ import pytest
 
 rosbags = pytest.importorskip("rosbags")
 
+from manip.data.store import EpisodeStore  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
-
-from data.store import EpisodeStore  # noqa: E402
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 T = TS.types
@@ -108,7 +107,7 @@ def _image(t: int, img: np.ndarray, encoding: str):
 
 def manip_convert(src: Path, dst: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "data.cli.main", "data", "convert", str(src), str(dst)],
+        [sys.executable, "-m", "manip.cli.main", "data", "convert", str(src), str(dst)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def lift_env():
     """One low-dim Lift env shared by the tests that only reset and step it."""
-    from sim.env import make_env
+    from manip.sim.env import make_env
 
     env = make_env("Lift")
     yield env

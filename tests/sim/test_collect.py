@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from manip.data.store import EpisodeStore
+from manip.sim.collect import collect
+from manip.sim.devices.scripted import ScriptedDevice
+from manip.sim.env import make_env
 
-from data.store import EpisodeStore
-from sim.collect import collect
-from sim.devices.scripted import ScriptedDevice
-from sim.env import make_env
 from tests.cli import manip
 
 
@@ -97,7 +97,7 @@ class TakeOverDevice(ScriptedDevice):
 
 
 def test_corrections_mark_intervention_steps(tmp_path):
-    from sim.experts.source import ExpertSource
+    from manip.sim.experts.source import ExpertSource
 
     env = make_env("Lift")
     policy = ExpertSource(env)  # stands in for a checkpoint: any ChunkSource can drive

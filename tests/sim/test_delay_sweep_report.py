@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.delay_sweep import markdown_table, plot
+from manip.sim.delay_sweep import markdown_table, plot
 
 
 def report() -> dict:
@@ -29,7 +29,7 @@ def test_plot_writes_a_png(tmp_path):
 
 def test_sweep_runs_a_real_lift_episode_with_injected_delay(tmp_path):
     """A tiny untrained Lift policy in robosuite: the first chunk arrives after the delay, then no holds (rtc)."""
-    from sim.delay_sweep import sweep
+    from manip.sim.delay_sweep import sweep
 
     checkpoint = lift_checkpoint(tmp_path / "ckpt")
     report = sweep(str(checkpoint), "Lift", 1, 7, ["rtc", "receding"], [100.0], 0.0, 1, horizon=12)
@@ -42,10 +42,9 @@ def test_sweep_runs_a_real_lift_episode_with_injected_delay(tmp_path):
 def lift_checkpoint(path):
     """An untrained tiny low-dim policy with Lift's observation and action specs."""
     import numpy as np
-
-    from data.normalizer import Normalizer
-    from data.specs import FeatureSpec, Spec
-    from policies.config import POLICY_TYPES, parse_policy_config
+    from manip.core.specs import FeatureSpec, Spec
+    from manip.data.normalizer import Normalizer
+    from manip.policies.config import POLICY_TYPES, parse_policy_config
 
     shapes = {"robot0_eef_pos": (3,), "robot0_eef_quat": (4,), "robot0_gripper_qpos": (2,), "object": (10,)}
     obs_spec = Spec(tuple(FeatureSpec(k, s) for k, s in shapes.items()))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from data.errors import ManipError
-from sim.env import make_env
-from sim.tasks import TASKS
+from manip.core.errors import ManipError
+from manip.sim.env import make_env
+from manip.sim.tasks import TASKS
 
 
 def _equal(a: dict, b: dict) -> bool:

@@ -10,12 +10,12 @@ from tests.cli import manip, read_json
 
 @pytest.mark.slow
 def test_eval_a_checkpoint(tmp_path):
-    from data.config import validate_config
-    from policies.train_config import TrainConfig
-    from policies.training import build_policy_and_dataset
-    from sim.collect import collect
-    from sim.devices.scripted import ScriptedDevice
-    from sim.env import make_env
+    from manip.core.config import validate_config
+    from manip.policies.train_config import TrainConfig
+    from manip.policies.training import build_policy_and_dataset
+    from manip.sim.collect import collect
+    from manip.sim.devices.scripted import ScriptedDevice
+    from manip.sim.env import make_env
 
     store = tmp_path / "lift.zarr"
     collect(make_env("Lift"), ScriptedDevice("Lift"), store, episodes=2, quiet=True)

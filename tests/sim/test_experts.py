@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from data.errors import ManipError
-from sim.env import make_env
-from sim.experts import make_expert, rollout
+from manip.core.errors import ManipError
+from manip.sim.env import make_env
+from manip.sim.experts import make_expert, rollout
 
 SEEDS = {"Lift": (0, 1), "PickPlaceCan": (0,), "NutAssemblySquare": (0,), "Stack": (0,), "Door": (0,)}
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from data.specs import FeatureSpec, Spec
-from real.sources import SourceMetadata, SourceUnavailable
-from sim.tasks import GRIPPER_DIM, controller_for, get_task
+from manip.core.specs import FeatureSpec, Spec
+from manip.real.client.sources import SourceMetadata, SourceUnavailable
+from manip.sim.tasks import GRIPPER_DIM, controller_for, get_task
 
 
 class OneChunkThenGone:

@@ -8,7 +8,7 @@ import sys
 
 from tests.cli import manip
 
-PROBE = "import sim.render as r; r.BACKENDS = ('bogus',); r.choose_gl_backend()"
+PROBE = "import manip.sim.render as r; r.BACKENDS = ('bogus',); r.choose_gl_backend()"
 
 
 def test_no_gl_is_a_one_line_error_naming_what_to_install():
@@ -21,7 +21,7 @@ def test_no_gl_is_a_one_line_error_naming_what_to_install():
 
 def test_backend_is_chosen_and_exported_before_mujoco_loads():
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
-    code = "import os, sim.render as r; r.import_robosuite(); print(os.environ['MUJOCO_GL'])"
+    code = "import os, manip.sim.render as r; r.import_robosuite(); print(os.environ['MUJOCO_GL'])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() in ("egl", "osmesa")

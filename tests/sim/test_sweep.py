@@ -104,8 +104,8 @@ def test_bad_sweep_file_one_line(tmp_path, text, message):
 @pytest.mark.parametrize("path", sorted(Path("configs/sweeps").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_sweep_file_validates(path):
     """Keys and settings are checked (the checkpoints they name need not exist here)."""
-    from data.config import load_config
-    from sim.sweep import SweepConfig
+    from manip.core.config import load_config
+    from manip.sim.sweep import SweepConfig
 
     config = load_config(SweepConfig, path)
     assert config.tasks and len({s.name for s in config.settings}) == len(config.settings)

@@ -1,11 +1,11 @@
-"""ament_python package `real`. Its Python module is `real_ros` so it never shadows manip's top-level `real`."""
+"""ament_python package `real`; its Python module is `real` too (manip installs everything under `manip.`)."""
 
 from glob import glob
 
 from setuptools import setup
 
 PACKAGE = "real"
-MODULE = "real_ros"
+MODULE = "real"
 
 setup(
     name=PACKAGE,
@@ -25,9 +25,9 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "policy_node = real_ros.policy_node:main",
-            "camera_node = real_ros.camera_node:main",
-            "recorder_node = real_ros.recorder_node:main",
+            "policy_node = real.policy_node:main",
+            "camera_node = real.camera_node:main",
+            "recorder_node = real.recorder_node:main",
         ],
     },
 )

@@ -16,7 +16,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from real_ros.params import LAUNCH_OVERRIDES, launch_overrides
+from real.params import LAUNCH_OVERRIDES, launch_overrides
 
 PACKAGE = "real"
 

@@ -1,6 +1,6 @@
 """``camera_node``: RealSense frames → ``sensor_msgs/Image`` for labs without ``realsense2_camera``.
 
-pyrealsense2 must not share a process with rclpy, so this node starts :mod:`real.cameras.process` (in
+pyrealsense2 must not share a process with rclpy, so this node starts :mod:`manip.real.cameras.process` (in
 ``camera_python``) and republishes the newest frames from shared memory, per camera ``NAME``:
 ``/NAME/color/image_raw`` (rgb8), ``/NAME/aligned_depth_to_color/image_raw`` (16UC1, depth in the camera's
 units, aligned to colour) and ``/NAME/color/camera_info`` (intrinsics). Stamps are the host time the frames
@@ -15,17 +15,17 @@ import tempfile
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from manip.real.cameras.encodings import array_to_image_fields
+from manip.real.cameras.intrinsics import Intrinsics
+from manip.real.cameras.process import CameraProcess
+from manip.real.cameras.realsense import CameraConfig
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
-from real.cameras.encodings import array_to_image_fields
-from real.cameras.intrinsics import Intrinsics
-from real.cameras.process import CameraProcess
-from real.cameras.realsense import CameraConfig
-from real_ros.entry import run_node
-from real_ros.params import CameraNodeParams, declare_params
+from real.entry import run_node
+from real.params import CameraNodeParams, declare_params
 
 
 def camera_info(intr: Intrinsics, frame_id: str) -> CameraInfo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 TOKEN_ENV = "MANIP_SERVER_TOKEN"
 

@@ -1,7 +1,7 @@
 """The per-tick control loop shared by sim eval and tests: observation history → ChunkSource → ChunkExecutor.
 
 :class:`ChunkedController` runs in *simulated* time (the caller passes ``t_now`` of each control tick): a
-request is computed at once, and with an :class:`real.latency.InjectedDelay` its chunk is delivered to the
+request is computed at once, and with an :class:`manip.real.client.latency.InjectedDelay` its chunk is delivered to the
 executor only when the simulated clock reaches ``t_obs + delay``; meanwhile the executor keeps acting (async,
 rtc) or holds (receding). With no delay the result is the same as a blocking loop. Numpy only.
 """
@@ -13,11 +13,10 @@ from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
-
-from data.errors import ManipError
-from real.executor import ChunkExecutor, ExecutorAction, ExecutorConfig
-from real.latency import InjectedDelay
-from real.sources import ChunkSource, SourceMetadata, SourceUnavailable
+from manip.core.errors import ManipError
+from manip.real.client.executor import ChunkExecutor, ExecutorAction, ExecutorConfig
+from manip.real.client.latency import InjectedDelay
+from manip.real.client.sources import ChunkSource, SourceMetadata, SourceUnavailable
 
 
 def executor_config_for(meta: SourceMetadata, **overrides) -> ExecutorConfig:

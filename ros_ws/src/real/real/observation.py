@@ -3,7 +3,7 @@
 The node hands every decoded message to :class:`ObservationAssembler` with its time; at each tick
 :meth:`ObservationAssembler.assemble` either returns the observation (each key shaped as the policy's spec says)
 or a one-line fault saying why there is none (a topic never heard from, a frame older than the tolerance, a
-wrong encoding, joint names that do not match, NaN). The node keeps the history (:class:`real.loop.ObsHistory`).
+wrong encoding, joint names that do not match, NaN). The node keeps the history (:class:`manip.real.client.loop.ObsHistory`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from data.specs import FeatureSpec, Spec
-from real.cameras.encodings import resize_nearest
+from manip.core.specs import FeatureSpec, Spec
+from manip.real.cameras.encodings import resize_nearest
 
 
 @dataclass

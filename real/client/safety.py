@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
 from pydantic import Field
-
-from data.config import StrictConfig
-from data.errors import ManipError
 
 
 class SafetyConfig(StrictConfig):

@@ -1,4 +1,4 @@
-"""``recorder_node``: record demonstrations on the robot into a Zarr episode store (:class:`data.recorder.Recorder`).
+"""``recorder_node``: record demonstrations on the robot into a Zarr episode store (:class:`manip.data.recorder.Recorder`).
 
 At ``record_rate_hz`` while recording, one step is taken from the newest messages: every camera
 (``camera_keys``), the joint positions (``joint_state_key``), the action (the newest ``JointTrajectory`` on
@@ -25,15 +25,15 @@ from std_msgs.msg import Bool, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from real_ros.entry import run_node
-from real_ros.inputs import now_seconds, subscribe_inputs
-from real_ros.observation import ObservationAssembler
-from real_ros.params import RecorderNodeParams, declare_params
+from real.entry import run_node
+from real.inputs import now_seconds, subscribe_inputs
+from real.observation import ObservationAssembler
+from real.params import RecorderNodeParams, declare_params
 
 
 def open_store(path: str):
     """The episode store at ``path``, created when it does not exist."""
-    from data.store import EpisodeStore
+    from manip.data.store import EpisodeStore
 
     return EpisodeStore.open(path, mode="a") if Path(path).exists() else EpisodeStore.create(path)
 
@@ -43,7 +43,7 @@ class RecorderNode(Node):
 
     def __init__(self):
         super().__init__("recorder_node")
-        from data.recorder import Recorder
+        from manip.data.recorder import Recorder
 
         self.params = p = declare_params(self, RecorderNodeParams)
         if p.record_rate_hz <= 0:

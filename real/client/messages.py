@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from data.errors import ManipError
-from real.protocol import PROTOCOL_VERSION, ProtocolError
-from real.sources import SourceMetadata
+from manip.core.errors import ManipError
+from manip.real.client.protocol import PROTOCOL_VERSION, ProtocolError
+from manip.real.client.sources import SourceMetadata
 
 INFER_KEYS = {"type", "id", "obs", "t_obs", "instruction", "prefix", "steps"}
 REQUIRED_INFER_KEYS = ("id", "obs")
@@ -50,7 +49,7 @@ def error_message(request_id: Any, code: str, text: str) -> dict:
 def chunk_message(request_id: Any, t_obs: float | None, chunk: Any, timings: Mapping[str, float]) -> dict:
     """A reply to ``infer``: the chunk ``(horizon, action_dim)`` float32 and the server's per-stage timings.
 
-    ``chunk`` is a float32 ndarray or its pre-encoded ``real.protocol.encode_array`` ExtType.
+    ``chunk`` is a float32 ndarray or its pre-encoded ``manip.real.client.protocol.encode_array`` ExtType.
     """
     return {
         "type": "chunk",

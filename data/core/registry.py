@@ -1,8 +1,8 @@
 """Name → component registries, so encoders, backbones, heads and policy types plug in by name.
 
-Each entry is a class plus the :class:`data.config.StrictConfig` model of its parameters. A registry also knows
+Each entry is a class plus the :class:`manip.core.config.StrictConfig` model of its parameters. A registry also knows
 which module defines each built-in name and imports it on first use, so another engineer's module (for example
-``policies.encoders.image``) registers itself without this file importing it eagerly.
+``manip.policies.encoders.image``) registers itself without this file importing it eagerly.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from data.config import StrictConfig, validate_config
-from data.errors import ManipError
+from manip.core.config import StrictConfig, validate_config
+from manip.core.errors import ManipError
 
 
 @dataclass(frozen=True)

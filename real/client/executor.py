@@ -18,7 +18,7 @@ Modes:
   (the robot waits for each chunk) above it. Decided per chunk on arrival. The delay sweep in docs/RESULTS.md is
   why: executing from an observation many ticks old fails where waiting does not.
 
-Every action passes :class:`real.safety.SafetyFilter`; when there is no usable action the executor holds and
+Every action passes :class:`manip.real.client.safety.SafetyFilter`; when there is no usable action the executor holds and
 says why (:class:`ExecutorAction.reason`).
 """
 
@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
+from manip.real.client.latency import LatencyEstimator
+from manip.real.client.safety import SafetyConfig, SafetyFilter
 from pydantic import Field
-
-from data.config import StrictConfig
-from data.errors import ManipError
-from real.latency import LatencyEstimator
-from real.safety import SafetyConfig, SafetyFilter
 
 MODES = ("receding", "ensemble", "async", "rtc", "adaptive")
 

@@ -1,9 +1,9 @@
 """Where chunks come from: the :class:`ChunkSource` protocol, its metadata, and a local policy source.
 
 A source maps an observation window ``{key: (n_obs_steps, ...)}`` taken at ``t_obs`` to an action chunk
-``(horizon, action_dim)``. The websocket client (:mod:`real.client`), a local policy
+``(horizon, action_dim)``. The websocket client (:mod:`manip.real.client.connection`), a local policy
 (:class:`LocalPolicySource`, imports torch lazily) and sim's scripted experts all implement it, so the same
-:class:`real.executor.ChunkExecutor` loop runs with any of them.
+:class:`manip.real.client.executor.ChunkExecutor` loop runs with any of them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from data.errors import ManipError
-from data.specs import Spec
+from manip.core.errors import ManipError
+from manip.core.specs import Spec
 
 
 class SourceUnavailable(ManipError):
@@ -162,7 +161,7 @@ class LocalPolicySource:
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> LocalPolicySource:
         """Load ``CKPT/`` (``config.json`` + ``model.safetensors``) with ``policies.load_policy``."""
-        from data.errors import require
+        from manip.core.errors import require
 
         path = Path(path)
         if not (path / "config.json").is_file():

@@ -36,7 +36,7 @@ class PolicyNodeParams:
     command_topic: str = "/joint_trajectory_controller/joint_trajectory"
     gripper_topic: str = "/gripper_command"
     frame_id: str = "base_link"
-    # Executor and transport. safety_file: YAML of real.safety.SafetyConfig (clamps, max change per tick, hold);
+    # Executor and transport. safety_file: YAML of manip.real.client.safety.SafetyConfig (clamps, max change per tick, hold);
     # empty: no clamps, holds repeat the last target.
     executor_mode: str = "receding"
     safety_file: str = ""
@@ -91,7 +91,7 @@ class CameraNodeParams:
 
 @dataclass(frozen=True)
 class RecorderNodeParams:
-    """Parameters of ``recorder_node`` (live topics → Zarr episodes through data.recorder.Recorder)."""
+    """Parameters of ``recorder_node`` (live topics → Zarr episodes through manip.data.recorder.Recorder)."""
 
     store_path: str = "demos.zarr"
     record_rate_hz: float = 10.0

@@ -2,7 +2,7 @@
 
 The control tick only calls :meth:`AsyncRequester.submit` (returns at once) and :meth:`AsyncRequester.poll`
 (returns a finished request, if any), so a slow or dead server never blocks it. The worker (re)connects with
-``connect()`` — any callable returning a :class:`real.sources.ChunkSource`, normally the light websocket client —
+``connect()`` — any callable returning a :class:`manip.real.client.sources.ChunkSource`, normally the light websocket client —
 and turns every failure (refused connection, closed socket, protocol version mismatch, bad chunk) into a
 one-line error the node reports while it holds.
 """

@@ -1,8 +1,8 @@
 """``policy_node``: cameras + /joint_states → policy server → ChunkExecutor → robot commands, at control rate.
 
-A thin adapter: the observation comes from :class:`real_ros.observation.ObservationAssembler`, chunks from the
-light websocket client (:mod:`real.client`) on a worker thread (:class:`real_ros.requester.AsyncRequester`, so
-the control tick never blocks), and one safe action per tick from :class:`real.executor.ChunkExecutor`.
+A thin adapter: the observation comes from :class:`real.observation.ObservationAssembler`, chunks from the
+light websocket client (:mod:`manip.real.client.connection`) on a worker thread (:class:`real.requester.AsyncRequester`, so
+the control tick never blocks), and one safe action per tick from :class:`manip.real.client.executor.ChunkExecutor`.
 
 Topics (``~`` is the node's namespace):
 - in: ``camera_topics`` (sensor_msgs/Image or CompressedImage), ``joint_state_topic`` (sensor_msgs/JointState),
@@ -28,23 +28,23 @@ from collections import Counter, deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
+from manip.core.config import load_config
+from manip.core.errors import ManipError
+from manip.real.client.auth import read_token
+from manip.real.client.executor import ChunkExecutor
+from manip.real.client.loop import ObsHistory, executor_config_for
+from manip.real.client.safety import SafetyConfig
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from data.config import load_config
-from data.errors import ManipError
-from real.auth import read_token
-from real.executor import ChunkExecutor
-from real.loop import ObsHistory, executor_config_for
-from real.safety import SafetyConfig
-from real_ros import commands
-from real_ros.entry import run_node
-from real_ros.inputs import now_seconds, subscribe_inputs
-from real_ros.observation import ObservationAssembler
-from real_ros.params import PolicyNodeParams, declare_params
-from real_ros.requester import AsyncRequester
+from real import commands
+from real.entry import run_node
+from real.inputs import now_seconds, subscribe_inputs
+from real.observation import ObservationAssembler
+from real.params import PolicyNodeParams, declare_params
+from real.requester import AsyncRequester
 
 
 class ConfigError(Exception):
@@ -52,8 +52,8 @@ class ConfigError(Exception):
 
 
 def connect_to_server(url: str, token: str | None):
-    """The light websocket client (:class:`real.client.PolicyClient`), connected; raises when unreachable."""
-    from real.client import PolicyClient
+    """The light websocket client (:class:`manip.real.client.connection.PolicyClient`), connected; raises when unreachable."""
+    from manip.real.client.connection import PolicyClient
 
     client = PolicyClient(url, token=token)
     client.connect()

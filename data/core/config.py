@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from manip.core.errors import ManipError
 from pydantic import BaseModel, ConfigDict, ValidationError
-
-from data.errors import ManipError
 
 C = TypeVar("C", bound="StrictConfig")
 

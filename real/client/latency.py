@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 
 class LatencyEstimator:

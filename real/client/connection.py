@@ -4,8 +4,8 @@
 server's metadata, send observation windows and return action chunks with the server's per-stage timings and
 the measured round-trip time. A lost connection raises :class:`ServerUnavailable` at once (so a control loop can
 hold, never block) and the next call reconnects once the exponential back-off allows. Both clients implement
-:class:`real.sources.ChunkSource` (``metadata`` + ``request``), so ``manip eval --server`` and the ROS node drive
-a :class:`real.executor.ChunkExecutor` from them unchanged.
+:class:`manip.real.client.sources.ChunkSource` (``metadata`` + ``request``), so ``manip eval --server`` and the ROS node drive
+a :class:`manip.real.client.executor.ChunkExecutor` from them unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from data.errors import ManipError
-from real.auth import auth_header
-from real.protocol import DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, pack, unpack
-from real.sources import SourceMetadata, SourceUnavailable
+from manip.core.errors import ManipError
+from manip.real.client.auth import auth_header
+from manip.real.client.protocol import DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, pack, unpack
+from manip.real.client.sources import SourceMetadata, SourceUnavailable
 
 
 class ServerUnavailable(SourceUnavailable):

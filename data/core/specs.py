@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from data.errors import ManipError
+from manip.core.errors import ManipError
 
 KINDS = ("lowdim", "rgb", "depth", "text")
 
