@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from manip.bench.commands import machine
 from manip.core.errors import ManipError
 from manip.core.progress import progress

@@ -164,6 +164,7 @@ def time_case(case: Case, repeats: int, warmup: int, policy_overrides: dict | No
 def machine() -> dict:
     """Where the figures come from: the shared machine facts plus torch's version and threads."""
     import torch
+
     from manip.bench.commands import machine as base_machine
 
     return {

@@ -19,6 +19,7 @@ import asyncio
 import time
 
 import numpy as np
+
 from manip.bench.commands import machine
 from manip.core.errors import ManipError
 from manip.real.client.connection import AsyncPolicyClient, PolicyClient

@@ -10,6 +10,7 @@ import tempfile
 import time
 
 import numpy as np
+
 from manip.sim.tasks import TASKS
 
 

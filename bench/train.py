@@ -13,6 +13,7 @@ import argparse
 import time
 
 import numpy as np
+
 from manip.bench.inference import ACTION_DIM, Case, build_policy, machine, percentiles_ms, random_obs
 
 VLA_SMALL = {

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from manip.core.errors import ManipError
 from manip.data.sampler import FRAME_MEMORY_BYTES, SequenceSampler
 from manip.data.store import EpisodeStore

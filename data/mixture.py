@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.data.store import EpisodeStore
 

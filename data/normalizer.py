@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from manip.core.errors import ManipError
 
 MODES = ("minmax", "meanstd", "quantile", "image", "identity")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.data.store import EpisodeStore
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.data import layout
 from manip.data.store import EpisodeStore

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from manip.core.errors import ManipError, require
 from manip.data import layout, zipped
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.core.progress import progress
 from manip.data.store import EPISODE_ENDS, EPISODE_META, EpisodeStore

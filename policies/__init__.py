@@ -1,6 +1,6 @@
 """manip.policies: encoders, backbones, generative heads, policy classes, the trainer and checkpoints.
 
-``policies.load_policy(dir)`` loads any checkpoint directory (imported lazily so ``import policies`` is cheap).
+``manip.policies.load_policy(dir)`` loads any checkpoint directory (imported lazily so ``import manip.policies`` is cheap).
 """
 
 from __future__ import annotations
@@ -11,4 +11,4 @@ def __getattr__(name: str):
         from manip.policies.checkpoint import load_policy
 
         return load_policy
-    raise AttributeError(f"module 'policies' has no attribute {name!r}")
+    raise AttributeError(f"module 'manip.policies' has no attribute {name!r}")

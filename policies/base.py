@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from manip.core.errors import ManipError
 from manip.core.specs import Spec
 from manip.policies.config import PolicyConfig
 from manip.policies.heads.base import HEADS, GenerativeHead
-from torch import nn
 
 ACTION_KEY = "action"
 

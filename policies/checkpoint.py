@@ -12,9 +12,10 @@ import platform
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
+
 from manip.core.errors import ManipError
 from manip.core.specs import Spec
-from safetensors.torch import load_file, save_file
 
 FORMAT = "manip-policy"
 FORMAT_VERSION = 1

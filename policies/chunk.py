@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from manip.core.specs import Spec
 from manip.policies.backbones.base import BACKBONES
 from manip.policies.base import Policy

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ConfigDict, Field, model_validator
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.core.registry import Registry
-from pydantic import ConfigDict, Field, model_validator
 
 #: Policy types by name: "chunk" (encoder + backbone + head) here; POLICY-EXT's ``manip.policies.vla`` adds "vla".
 POLICY_TYPES = Registry("policy type", modules={"chunk": "manip.policies.chunk", "vla": "manip.policies.vla"})

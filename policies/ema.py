@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 
 import torch
-from manip.core.errors import ManipError
 from torch import nn
+
+from manip.core.errors import ManipError
 
 
 def ema_decay(step: int, power: float = 0.75, max_decay: float = 0.9999, min_decay: float = 0.0) -> float:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, PositiveFloat, model_validator
+
 from manip.core.config import StrictConfig, apply_overrides, read_yaml, validate_config
 from manip.core.errors import ManipError
 from manip.policies.config import parse_policy_config
 from manip.policies.trainer import TrainerConfig
-from pydantic import Field, PositiveFloat, model_validator
 
 
 class DataConfig(StrictConfig):

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from manip.core.errors import ManipError
 from safetensors.torch import load_file, save_file
+
+from manip.core.errors import ManipError
 
 TENSORS = "state.safetensors"
 META = "state.json"

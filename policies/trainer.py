@@ -28,14 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field
+from torch.utils.data import DataLoader, Dataset, Sampler
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.core.progress import progress
 from manip.policies.checkpoint import save_pretrained
 from manip.policies.ema import EMA
 from manip.policies.train_state import load_train_state, save_train_state
-from pydantic import Field
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 #: ``rollout(policy, step) -> {"success_rate": float, ...}``; the policy passed is the one that would be exported.
 RolloutFn = Callable[[torch.nn.Module, int], dict]

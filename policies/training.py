@@ -1,7 +1,7 @@
 """Wire a :class:`~manip.policies.train_config.TrainConfig` into a run: dataset, specs, normalizer, policy, trainer.
 
 Shared by ``manip train`` and ``manip demo``. Rollouts are an injected callback (see
-:func:`sim_rollout` in ``manip.policies.commands.train``), so nothing here imports ``sim``.
+:func:`sim_rollout` in ``manip.sim.commands.train``), so nothing here imports ``manip.sim``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import yaml
+
 from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec, Spec
 from manip.data.layout import is_frame

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.core.specs import Spec
@@ -31,7 +33,6 @@ from manip.policies.config import POLICY_TYPES, Component, PolicyConfig
 from manip.policies.encoders.base import ENCODERS
 from manip.policies.encoders.image import ImageEncoderConfig, crop_images, crop_size, make_trunk
 from manip.policies.encoders.language import LanguageEncoderConfig, SentenceEmbedder, check_instructions
-from torch import nn
 
 
 class ContextConfig(StrictConfig):

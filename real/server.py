@@ -22,6 +22,8 @@ from http import HTTPStatus
 from typing import Any
 
 import numpy as np
+from pydantic import Field
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.real.client.messages import (
@@ -41,7 +43,6 @@ from manip.real.client.protocol import (
     unpack,
 )
 from manip.real.client.sources import ChunkSource
-from pydantic import Field
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 HEALTH_PATH = "/healthz"

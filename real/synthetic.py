@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from manip.core.specs import FeatureSpec, Spec
 from manip.real.client.sources import SourceMetadata
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.core.progress import progress_enabled
 from manip.sim.devices.base import Device

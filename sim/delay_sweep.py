@@ -42,7 +42,7 @@ def _source_and_env(checkpoint: str, task: str, horizon: int | None):
     """The policy and an env matching its observations, built once per worker process."""
     key = (checkpoint, task, horizon)
     if key not in _CACHE:
-        from manip.real.client.sources import LocalPolicySource
+        from manip.policies.serving import LocalPolicySource
         from manip.sim.env import make_env_for
 
         source = LocalPolicySource.from_checkpoint(checkpoint, device="cpu")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec, Spec
 from manip.sim.render import import_robosuite

@@ -29,7 +29,7 @@ class SourceSpec:
     """How a worker builds its chunk source (plain data, so it crosses the spawn boundary).
 
     ``kind``: ``expert`` (the task's scripted expert), ``checkpoint`` (``path``: CKPT dir, loaded with
-    ``manip.real.client.sources.LocalPolicySource``) or ``server`` (``url``: ws://HOST:PORT, ``token``).
+    ``manip.policies.serving.LocalPolicySource``) or ``server`` (``url``: ws://HOST:PORT, ``token``).
     """
 
     kind: str
@@ -72,7 +72,7 @@ def _source_and_env(job: EpisodeJob):
         source = ExpertSource(env)
     else:
         if spec.kind == "checkpoint":
-            from manip.real.client.sources import LocalPolicySource
+            from manip.policies.serving import LocalPolicySource
 
             source = LocalPolicySource.from_checkpoint(spec.path)
         elif spec.kind == "server":

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, model_validator
+
 from manip.core.config import StrictConfig, load_config
 from manip.core.errors import ManipError
 from manip.core.progress import progress
 from manip.real.client.executor import MODES
 from manip.sim.eval import SourceSpec, evaluate
 from manip.sim.tasks import get_task
-from pydantic import Field, model_validator
 
 
 class Setting(StrictConfig):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from manip.core.errors import ManipError, require
 from manip.core.progress import progress
 from manip.data.store import EpisodeStore

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
+
 from manip.core.config import StrictConfig, load_config
 from manip.core.errors import ManipError, require
 from manip.core.progress import progress
 from manip.data.recorder import Recorder
 from manip.data.store import EpisodeStore
-from pydantic import Field
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

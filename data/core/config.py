@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from manip.core.errors import ManipError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from manip.core.errors import ManipError
 
 C = TypeVar("C", bound="StrictConfig")
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from manip.core.errors import ManipError
 
 KINDS = ("lowdim", "rgb", "depth", "text")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
-from manip.core.registry import Registry
 from torch import nn
+
+from manip.core.registry import Registry
 
 #: Backbones by name; POLICY-EXT's ``manip.policies.backbones.transformer`` registers "transformer" when imported.
 BACKBONES = Registry(

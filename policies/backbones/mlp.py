@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from manip.core.config import StrictConfig
 from manip.policies.backbones.base import BACKBONES, Backbone
-from torch import nn
 
 
 class MLPBackboneConfig(StrictConfig):

@@ -13,10 +13,11 @@ every head). The output projection is zero-initialised too.
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.policies.backbones.base import BACKBONES, Backbone, time_mlp
-from torch import nn
 
 
 class TransformerBackboneConfig(StrictConfig):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 
 import torch
+from torch import nn
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.policies.backbones.base import BACKBONES, Backbone
-from torch import nn
 
 
 class UNet1DConfig(StrictConfig):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
+
 from manip.core.errors import ManipError
 from manip.core.registry import Registry
 from manip.core.specs import FeatureSpec
-from torch import nn
 
 #: Encoders by kind of observation. POLICY-EXT's modules register "image" and "language" when imported.
 ENCODERS = Registry(

@@ -20,12 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from pydantic import Field
+from torch import nn
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError, require
 from manip.core.specs import FeatureSpec
 from manip.policies.encoders.base import ENCODERS, ObsEncoder
-from pydantic import Field
-from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError, require
 from manip.core.specs import FeatureSpec
 from manip.policies.encoders.base import ENCODERS, ObsEncoder
-from torch import nn
 
 PROBE_SENTENCE = "pick up the red cube and place it in the bin"
 FINGERPRINT_DIMS = 16

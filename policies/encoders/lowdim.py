@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from manip.core.config import StrictConfig
 from manip.core.specs import FeatureSpec
 from manip.policies.encoders.base import ENCODERS, ObsEncoder
-from torch import nn
 
 
 class LowDimEncoderConfig(StrictConfig):

@@ -13,6 +13,7 @@ heads trained with action-prefix conditioning).
 from __future__ import annotations
 
 import torch
+
 from manip.core.errors import ManipError
 from manip.core.registry import Registry
 

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
+
 from manip.core.config import StrictConfig
 from manip.policies.heads.base import (
     HEADS,

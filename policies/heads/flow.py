@@ -19,6 +19,8 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
+
 from manip.core.config import StrictConfig
 from manip.policies.heads.base import (
     HEADS,
@@ -28,7 +30,6 @@ from manip.policies.heads.base import (
     hold_prefix,
     initial_noise,
 )
-from pydantic import Field
 
 
 class FlowHeadConfig(StrictConfig):

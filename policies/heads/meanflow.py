@@ -29,6 +29,9 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
+from pydantic import Field, model_validator
+from torch.func import jvp
+
 from manip.core.config import StrictConfig
 from manip.policies.heads.base import (
     HEADS,
@@ -38,8 +41,6 @@ from manip.policies.heads.base import (
     hold_prefix,
     initial_noise,
 )
-from pydantic import Field, model_validator
-from torch.func import jvp
 
 
 class MeanFlowHeadConfig(StrictConfig):

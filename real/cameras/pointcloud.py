@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from manip.real.cameras.intrinsics import Intrinsics
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError, require
 from manip.real.cameras.intrinsics import Intrinsics

@@ -11,6 +11,7 @@ import time
 from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
+
 from manip.real.cameras.realsense import CameraFrame
 
 HEADER = np.dtype(

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from manip.core.errors import require
 from manip.real.cameras.intrinsics import Intrinsics
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.real.client.auth import auth_header
 from manip.real.client.protocol import DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, pack, unpack

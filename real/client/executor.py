@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.real.client.latency import LatencyEstimator
 from manip.real.client.safety import SafetyConfig, SafetyFilter
-from pydantic import Field
 
 MODES = ("receding", "ensemble", "async", "rtc", "adaptive")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+
 from manip.core.errors import ManipError
 
 

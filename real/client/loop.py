@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.real.client.executor import ChunkExecutor, ExecutorAction, ExecutorConfig
 from manip.real.client.latency import InjectedDelay

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from manip.core.errors import ManipError
 from manip.real.client.protocol import PROTOCOL_VERSION, ProtocolError
 from manip.real.client.sources import SourceMetadata

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
-from pydantic import Field
 
 
 class SafetyConfig(StrictConfig):

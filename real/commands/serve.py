@@ -53,7 +53,7 @@ def build_source(args: argparse.Namespace):
         from manip.real.synthetic import SyntheticSource
 
         return SyntheticSource(args.synthetic, compute_ms=args.synthetic_ms)
-    from manip.real.client.sources import LocalPolicySource
+    from manip.policies.serving import LocalPolicySource
 
     return LocalPolicySource.from_checkpoint(
         args.checkpoint, device=args.device, steps=args.steps, bf16=args.bf16, compile=args.compile

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     device = make_device(args.device, args.task)
     policy = None
     if args.policy:
-        from manip.real.client.sources import LocalPolicySource
+        from manip.policies.serving import LocalPolicySource
 
         policy = LocalPolicySource.from_checkpoint(args.policy)
     env = make_env(args.task, obs_mode=args.obs, image_size=args.image_size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+
 from manip.core.errors import ManipError, require
 from manip.sim.devices.base import Command, Device
 

@@ -4,6 +4,7 @@ the door open along its arc around the hinge."""
 from __future__ import annotations
 
 import numpy as np
+
 from manip.sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, rot_y, rot_z
 
 # Gripper pitched forward to point at the door (-y); the fingers (along the hand's x axis) close vertically

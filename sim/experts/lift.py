@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from manip.sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, yaw_of
 
 

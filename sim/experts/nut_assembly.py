@@ -4,6 +4,7 @@ faces lined up with the peg's, slide it down the peg and let go."""
 from __future__ import annotations
 
 import numpy as np
+
 from manip.sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, wrap_angle, yaw_of
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from manip.real.client.sources import SourceMetadata
 from manip.sim.env import ManipEnv
 from manip.sim.experts import make_expert

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from manip.bench import commands
-
 from tests.data.conftest import run_on_a_tty
 
 ROOT = Path(__file__).resolve().parents[2]

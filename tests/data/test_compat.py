@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+
 from manip.core.errors import ManipError
 from manip.data.recorder import Recorder
 from manip.data.store import EpisodeStore
 from manip.data.validate import validate_store
-
 from tests.data.conftest import make_episode, write_dp_v2_store, zip_store
 
 

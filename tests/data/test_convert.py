@@ -11,11 +11,11 @@ import h5py
 import numpy as np
 import pytest
 import zarr
+
 from manip.core.errors import ManipError
 from manip.data.converters import CONVERTERS, convert, find_converter
 from manip.data.store import EpisodeStore
 from manip.data.validate import validate_store
-
 from tests.data.conftest import make_episode, write_dp_v2_store, zip_store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from manip.data.store import EpisodeStore
 from manip.data.validate import validate_store
-
 from tests.data.writer_child import episode_length, episode_step
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from manip.core.errors import ManipError
 from manip.data.merge import merge
 from manip.data.store import EpisodeStore
-
 from tests.cli import manip
 from tests.data.conftest import fill_store
 

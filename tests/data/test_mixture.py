@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from manip.core.errors import ManipError
 from manip.data.dataset import ChunkDataset
 from manip.data.mixture import task_mixture_weights, task_shares, window_tasks
 from manip.data.store import EpisodeStore
-
 from tests.data.conftest import make_episode
 
 

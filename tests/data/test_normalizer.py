@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from manip.core.errors import ManipError
 from manip.data.normalizer import Normalizer
 

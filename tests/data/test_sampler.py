@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from manip.core.errors import ManipError
 from manip.data.sampler import SequenceSampler, build_indices
 from manip.data.store import EpisodeStore
-
 from tests.data.conftest import fill_store
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from manip.data.validate import validate_store
 
+from manip.data.validate import validate_store
 from tests.cli import manip
 from tests.data.conftest import fill_store
 

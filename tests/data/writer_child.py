@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+
 from manip.data.recorder import Recorder
 from manip.data.store import EpisodeStore
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from manip.data.store import EpisodeStore
 
 OBS_KEYS = ["robot0_eef_pos", "object"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from manip.core.errors import ManipError
 from manip.policies.backbones.base import BACKBONES
 from manip.policies.heads.base import HEADS

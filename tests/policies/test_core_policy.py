@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+
 from manip.core.config import validate_config
 from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec, Spec

@@ -9,13 +9,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
+
 from manip.core.config import validate_config
 from manip.core.errors import ManipError
 from manip.policies.ema import EMA, ema_decay
 from manip.policies.train_config import TrainConfig
 from manip.policies.trainer import StepBatchSampler, cosine_with_warmup
 from manip.policies.training import run_training
-from safetensors.torch import load_file
 
 
 def test_ema_decay_warms_up_and_is_capped():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from manip.bench import inference, train
 from manip.core.errors import ManipError
 

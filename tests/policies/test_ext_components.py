@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec
 from manip.policies.backbones.base import BACKBONES
 from manip.policies.encoders.base import ENCODERS
 from manip.policies.encoders.image import SpatialSoftmax, crop_images
 from manip.policies.heads.base import HEADS
-from torch import nn
 
 CAMERAS = [
     FeatureSpec("agentview_image", (32, 32, 3), "uint8", "rgb"),

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+
 from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec
 from manip.policies.encoders.base import ENCODERS

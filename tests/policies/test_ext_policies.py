@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec, Spec
 from manip.data.normalizer import Normalizer
@@ -163,8 +164,9 @@ def test_vla_config_rejects_unknown_keys():
 
 
 def test_vla_trains_from_a_zarr_store_with_per_episode_instructions(vla, tmp_path):
-    from manip.data.dataset import ChunkDataset
     from torch.utils.data import DataLoader
+
+    from manip.data.dataset import ChunkDataset
 
     store = write_instruction_store(tmp_path / "multi.zarr", ((12, INSTRUCTIONS[0]), (9, INSTRUCTIONS[1])))
     dataset = ChunkDataset(store, vla.config.obs_keys, horizon=8, n_obs_steps=2, n_action_steps=4)
@@ -198,6 +200,7 @@ def write_instruction_store(path, lengths_and_instructions, seed: int = 0):
 def test_manip_train_feeds_instructions_to_a_vla(tmp_path):
     """The training entry point (what ``manip train`` runs) hands the VLA instruction-carrying items."""
     import yaml
+
     from manip.policies.train_config import load_train_config
     from manip.policies.training import build_policy_and_dataset
 
@@ -213,6 +216,7 @@ def test_manip_train_feeds_instructions_to_a_vla(tmp_path):
 
 def test_data_frame_memory_gb_is_validated_and_reaches_the_dataset(tmp_path):
     import yaml
+
     from manip.policies.train_config import load_train_config
     from manip.policies.training import build_policy_and_dataset
 

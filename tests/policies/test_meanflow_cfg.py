@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.func import jvp
+
 from manip.core.config import apply_overrides, validate_config
 from manip.core.errors import ManipError
 from manip.policies.heads.base import HEADS
 from manip.policies.train_config import TrainConfig
 from manip.policies.training import build_policy_and_dataset
-from torch.func import jvp
-
 from tests.policies import recording
 from tests.policies.recording import RecordingBackbone as Recorder
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from manip.policies.heads.base import HEADS
 
+from manip.policies.heads.base import HEADS
 from tests.policies import recording
 from tests.policies.recording import RecordingBackbone as Recorder
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from manip.real.launch import ServerProcess, start_server
 
 
@@ -34,6 +35,7 @@ def server_factory():
 def tiny_checkpoint(tmp_path_factory):
     """A real (untrained, tiny) low-dim flow policy saved as a checkpoint directory, with the synthetic spec."""
     import numpy as np
+
     from manip.data.normalizer import Normalizer
     from manip.policies.config import POLICY_TYPES, parse_policy_config
     from manip.real.synthetic import synthetic_metadata

@@ -6,9 +6,10 @@ import threading
 
 import numpy as np
 import pytest
+
+from manip.policies.serving import LocalPolicySource
 from manip.real.client.connection import PolicyClient, ServerError
 from manip.real.client.loop import ChunkedController, executor_config_for
-from manip.real.client.sources import LocalPolicySource
 from manip.real.synthetic import synthetic_obs
 
 

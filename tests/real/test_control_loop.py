@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from manip.core.specs import FeatureSpec, Spec
 from manip.real.client.executor import ExecutorConfig
 from manip.real.client.latency import InjectedDelay, LatencyEstimator

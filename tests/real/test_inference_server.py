@@ -13,6 +13,9 @@ import urllib.request
 
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
 from manip.real.client.connection import (
     AsyncPolicyClient,
     Backoff,
@@ -25,8 +28,6 @@ from manip.real.client.latency import InjectedDelay
 from manip.real.client.loop import ChunkedController, executor_config_for
 from manip.real.client.protocol import PROTOCOL_VERSION, pack, unpack
 from manip.real.synthetic import synthetic_obs
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 EXPECTED_TIMINGS = {"decode_ms", "queue_ms", "infer_ms", "encode_ms", "server_ms", "batch_size", "rtt_ms"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
+
 from manip.core.errors import ManipError
 from manip.real.client.messages import parse_infer, request_type
 from manip.real.client.protocol import NDARRAY_EXT, ProtocolError, pack, unpack

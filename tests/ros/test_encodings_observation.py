@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import imagecodecs
 import numpy as np
 import pytest
+from real.observation import ObservationAssembler
+
 from manip.core.specs import FeatureSpec, Spec
 from manip.real.cameras.encodings import (
     ImageError,
@@ -17,7 +19,6 @@ from manip.real.cameras.encodings import (
     image_to_rgb,
     resize_nearest,
 )
-from real.observation import ObservationAssembler
 
 RNG = np.random.default_rng(0)
 

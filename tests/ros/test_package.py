@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
-from manip.real.client.executor import MODES
 from real.params import (
     EXECUTOR_MODES,
     LAUNCH_OVERRIDES,
@@ -21,6 +20,7 @@ from real.params import (
     launch_overrides,
 )
 
+from manip.real.client.executor import MODES
 from tests.ros.conftest import PACKAGE, ROS_PYTHON
 
 LAUNCH = PACKAGE / "launch" / "bringup.launch.py"

@@ -151,9 +151,10 @@ def wrong_protocol_server():
     import asyncio
     import threading
 
+    from websockets.asyncio.server import serve
+
     from manip.real.client.protocol import pack
     from manip.real.synthetic import synthetic_metadata
-    from websockets.asyncio.server import serve
 
     ready, stop = threading.Event(), None
     state = {}

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from manip.data.store import EpisodeStore
 
+from manip.data.store import EpisodeStore
 from tests.ros.conftest import CAMERAS, JOINTS, run_node_until_exit
 
 pytestmark = pytest.mark.ros

@@ -12,9 +12,10 @@ import pytest
 
 rosbags = pytest.importorskip("rosbags")
 
-from manip.data.store import EpisodeStore  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
+
+from manip.data.store import EpisodeStore  # noqa: E402
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 T = TS.types

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from manip.data.store import EpisodeStore
 from manip.sim.collect import collect
 from manip.sim.devices.scripted import ScriptedDevice
 from manip.sim.env import make_env
-
 from tests.cli import manip
 
 

@@ -42,6 +42,7 @@ def test_sweep_runs_a_real_lift_episode_with_injected_delay(tmp_path):
 def lift_checkpoint(path):
     """An untrained tiny low-dim policy with Lift's observation and action specs."""
     import numpy as np
+
     from manip.core.specs import FeatureSpec, Spec
     from manip.data.normalizer import Normalizer
     from manip.policies.config import POLICY_TYPES, parse_policy_config

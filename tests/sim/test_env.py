@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from manip.core.errors import ManipError
 from manip.sim.env import make_env
 from manip.sim.tasks import TASKS

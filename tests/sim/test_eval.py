@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from manip.sim.eval import CRASH_ENV
 from manip.sim.stats import wilson_interval
-
 from tests.cli import manip, read_json
 
 CONTRACT_KEYS = {

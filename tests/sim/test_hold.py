@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from manip.core.specs import FeatureSpec, Spec
 from manip.real.client.sources import SourceMetadata, SourceUnavailable
 from manip.sim.tasks import GRIPPER_DIM, controller_for, get_task

@@ -15,15 +15,15 @@ import tempfile
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from manip.real.cameras.encodings import array_to_image_fields
-from manip.real.cameras.intrinsics import Intrinsics
-from manip.real.cameras.process import CameraProcess
-from manip.real.cameras.realsense import CameraConfig
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
+from manip.real.cameras.encodings import array_to_image_fields
+from manip.real.cameras.intrinsics import Intrinsics
+from manip.real.cameras.process import CameraProcess
+from manip.real.cameras.realsense import CameraConfig
 from real.entry import run_node
 from real.params import CameraNodeParams, declare_params
 

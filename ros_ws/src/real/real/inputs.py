@@ -3,10 +3,10 @@ the policy node and the recorder node."""
 
 from __future__ import annotations
 
-from manip.real.cameras.encodings import EXPECTED_ENCODING, ImageError, compressed_to_array, image_to_array
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from manip.real.cameras.encodings import EXPECTED_ENCODING, ImageError, compressed_to_array, image_to_array
 from real.observation import ObservationAssembler
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from manip.core.specs import FeatureSpec, Spec
 from manip.real.cameras.encodings import resize_nearest
 

@@ -28,17 +28,17 @@ from collections import Counter, deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray, Float64
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
 from manip.core.config import load_config
 from manip.core.errors import ManipError
 from manip.real.client.auth import read_token
 from manip.real.client.executor import ChunkExecutor
 from manip.real.client.loop import ObsHistory, executor_config_for
 from manip.real.client.safety import SafetyConfig
-from rclpy.node import Node
-from std_msgs.msg import Float32MultiArray, Float64
-from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory
-
 from real import commands
 from real.entry import run_node
 from real.inputs import now_seconds, subscribe_inputs

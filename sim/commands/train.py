@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def sim_rollout(task: str, out_dir: Path, episodes: int, seed: int, workers: int):
-    """A rollout callback for the trainer: evaluate the policy in sim with ``manip.sim.eval`` (imported lazily)."""
+    """A rollout callback for the trainer: evaluate the policy in sim with ``manip.sim.eval`` (imported when a rollout runs)."""
 
     def rollout(policy, step: int) -> dict:
         from manip.sim.eval import SourceSpec, evaluate

@@ -1,1 +1,0 @@
-"""CLI verb plugins (see the manip.verbs entry points in pyproject.toml)."""

@@ -1,0 +1,101 @@
+"""Serve a policy in-process: :class:`LocalPolicySource` adapts a loaded policy to the light client's
+:class:`~manip.real.client.sources.ChunkSource` protocol, so eval, the server and collection with a policy run
+the same :class:`~manip.real.client.executor.ChunkExecutor` loop on it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from manip.core.errors import ManipError
+from manip.policies.checkpoint import load_policy
+from manip.real.client.sources import SourceMetadata, checkpoint_id
+
+
+class LocalPolicySource:
+    """A :class:`ChunkSource` backed by an in-process policy (``policies.load_policy``); torch loads lazily.
+
+    ``device``: ``"cpu"``, ``"cuda"``, … (default: cuda when available). ``bf16``: autocast to bfloat16 on CUDA.
+    ``compile``: ``torch.compile`` the policy module's forward in place. ``steps``: sampling steps for
+    diffusion/flow heads (None: the policy's default).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        *,
+        device: str | None = None,
+        steps: int | None = None,
+        bf16: bool = False,
+        compile: bool = False,
+        checkpoint: str = "",
+    ):
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.policy = policy.to(self.device).eval()
+        self.steps = steps
+        self.bf16 = bool(bf16) and self.device.startswith("cuda")
+        self.generator = None  # sampling noise: torch's global RNG until start_episode seeds one
+        if compile:  # compiles the module's forward in place (nn.Module.compile); attributes stay reachable
+            self.policy.compile()
+        self.metadata = SourceMetadata(
+            policy_type=str(getattr(getattr(policy, "config", None), "type", type(policy).__name__)),
+            obs_spec=policy.obs_spec,
+            action_spec=policy.action_spec,
+            horizon=int(policy.horizon),
+            n_obs_steps=int(policy.n_obs_steps),
+            n_action_steps=int(policy.n_action_steps),
+            control_rate=float(getattr(policy, "control_rate", None) or 20.0),
+            # the training windows start at the first observation step: chunk[n_obs_steps - 1] is "now"
+            action_offset=-(int(policy.n_obs_steps) - 1),
+            checkpoint_id=checkpoint,
+        )
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs) -> LocalPolicySource:
+        """Load ``CKPT/`` (``config.json`` + ``model.safetensors``) with ``policies.load_policy``."""
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise ManipError(f"{path}: not a checkpoint (no config.json)")
+        return cls(load_policy(path), checkpoint=checkpoint_id(path), **kwargs)
+
+    def start_episode(self, seed: int) -> None:
+        """Seed the sampling noise for an episode, so that an episode replays exactly for its seed whatever ran
+        before it in the process (eval workers, delay sweeps)."""
+        self.generator = self.torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def request(self, obs, t_obs, prefix=None, instruction=None) -> np.ndarray:
+        """One chunk; see :class:`ChunkSource`."""
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()}
+        prefixes = None if prefix is None else np.asarray(prefix, dtype=np.float32)[None]
+        instructions = None if instruction is None else [instruction]
+        return self.request_batch(batch, prefixes, instructions)[0]
+
+    def request_batch(
+        self,
+        obs: Mapping[str, np.ndarray],
+        prefix: np.ndarray | None = None,
+        instructions: Sequence[str] | None = None,
+        steps: int | None = None,
+    ) -> np.ndarray:
+        """Chunks ``(B, horizon, action_dim)`` for a batch ``{key: (B, n_obs_steps, ...)}`` in one forward pass.
+
+        ``steps`` overrides the source's sampling steps for this call.
+        """
+        self.metadata.obs_spec.check(obs, leading=2, where="observation")
+        torch = self.torch
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            chunk = self.policy.predict_chunk(
+                dict(obs),
+                steps=steps if steps is not None else self.steps,
+                prefix=prefix,
+                instruction=list(instructions) if instructions is not None else None,
+                generator=self.generator,
+            )
+        if isinstance(chunk, torch.Tensor):
+            chunk = chunk.float().cpu().numpy()
+        return np.asarray(chunk, dtype=np.float32)
