@@ -18,6 +18,7 @@ from pathlib import Path
 
 from manip.cli.verb import Verb
 from manip.core.errors import ManipError
+from manip.core.provenance import code_provenance
 
 TARGETS = ("data", "train", "inference", "server", "sim")
 
@@ -39,11 +40,12 @@ def machine() -> dict:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
+        **code_provenance(),
     }
 
 
 def _load(target: str):
-    name = f"bench.{target}"
+    name = f"manip.bench.{target}"
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:

@@ -49,7 +49,7 @@ def start_server(
 ) -> ServerProcess:
     """Run ``manip serve ARGS`` (add ``--port 0`` for a free port) and return once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "manip.cli.main", "serve", *args],
+        [sys.executable, "-P", "-m", "manip.cli.main", "serve", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

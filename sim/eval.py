@@ -17,6 +17,7 @@ from pathlib import Path
 
 from manip.core.errors import ManipError
 from manip.core.progress import progress
+from manip.core.provenance import code_provenance
 from manip.sim.stats import percentiles_ms, wilson_interval
 from manip.sim.tasks import controller_for
 
@@ -119,6 +120,7 @@ def run_episode(job: EpisodeJob) -> dict:
         "steps": steps,
         "chunks": len(controller.request_seconds),
         "request_s": controller.request_seconds,
+        "checkpoint_id": source.metadata.checkpoint_id or None,
     }
 
 
@@ -208,6 +210,7 @@ def evaluate(
         records = _run_parallel(jobs, min(workers, episodes), quiet)
     wall = time.perf_counter() - started
     request_s = [t for r in records for t in r.pop("request_s")]
+    served_ids = {r.pop("checkpoint_id", None) for r in records} - {None}
     successes = sum(bool(r["success"]) for r in records)
     low, high = wilson_interval(successes, episodes)
     results = {
@@ -223,6 +226,8 @@ def evaluate(
         "errors": sum("error" in r for r in records),
         "workers": workers,
         "wall_s": round(wall, 3),
+        **code_provenance(),
+        "checkpoint_id": None if source.kind == "expert" else next(iter(sorted(served_ids)), None),
     }
     if action_steps is not None:
         results["action_steps"] = action_steps

@@ -15,7 +15,7 @@ def manip(*args, env: dict | None = None, timeout: float = 600) -> subprocess.Co
     """Run ``manip ARGS`` in a fresh interpreter from the repo root (progress off; args may be paths)."""
     full_env = dict(os.environ, MANIP_NO_PROGRESS="1", **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", *map(str, args)],
+        [sys.executable, "-P", "-m", "manip.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

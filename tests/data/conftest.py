@@ -79,7 +79,7 @@ def run_on_a_tty(*args: str) -> tuple[int, str]:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns wide
     proc = subprocess.Popen(
-        [sys.executable, "-m", "manip.cli.main", *args],
+        [sys.executable, "-P", "-m", "manip.cli.main", *args],
         stdout=subprocess.DEVNULL,
         stderr=follower,
         cwd=Path(__file__).resolve().parents[2],

@@ -19,7 +19,7 @@ def test_bench_data_json_and_out_file(tmp_path):
     out = tmp_path / "figures.json"
     args = ["--episodes", "2", "--steps", "20", "--samples", "10", "--cases", "lowdim,cams84", "--json"]
     result = subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "bench", "data", *args, "--out", str(out)],
+        [sys.executable, "-P", "-m", "manip.cli.main", "bench", "data", *args, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -44,7 +44,7 @@ def test_bench_data_json_and_out_file(tmp_path):
 
 def test_bench_bad_case_is_one_line():
     result = subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "bench", "data", "--cases", "nope", "--no-codecs"],
+        [sys.executable, "-P", "-m", "manip.cli.main", "bench", "data", "--cases", "nope", "--no-codecs"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -61,7 +61,17 @@ def test_missing_target_module_says_not_available(capsys):
 
 def test_bench_out_that_is_a_directory_fails_before_running(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "bench", "data", "--no-codecs", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "manip.cli.main",
+            "bench",
+            "data",
+            "--no-codecs",
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -123,7 +123,7 @@ def test_cli_convert_and_failed_conversion_leaves_nothing(tmp_path):
     write_robomimic(src, [3, 4])
     dst = tmp_path / "out.zarr"
     result = subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "data", "convert", str(src), str(dst)],
+        [sys.executable, "-P", "-m", "manip.cli.main", "data", "convert", str(src), str(dst)],
         capture_output=True,
         text=True,
         timeout=120,

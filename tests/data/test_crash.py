@@ -30,7 +30,7 @@ def start_writer(path: Path, mode: str) -> subprocess.Popen:
 
 def recover_cli(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "data", "recover", str(path)],
+        [sys.executable, "-P", "-m", "manip.cli.main", "data", "recover", str(path)],
         capture_output=True,
         text=True,
         timeout=120,

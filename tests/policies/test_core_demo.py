@@ -14,7 +14,7 @@ import pytest
 def test_manip_demo_end_to_end_tiny(tmp_path):
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "MANIP_NO_PROGRESS": "1"}
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "manip.cli.main", "demo", "--out", str(out), "--demos", "2", "--steps", "3",
+    cmd = [sys.executable, "-P", "-m", "manip.cli.main", "demo", "--out", str(out), "--demos", "2", "--steps", "3",
            "--eval-episodes", "1", "--workers", "1", "--video", "1", "--horizon", "24"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -36,7 +36,7 @@ def test_manip_demo_end_to_end_tiny(tmp_path):
 
 def test_manip_demo_bad_argument_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "demo", "--out", str(tmp_path), "--demos", "0"],
+        [sys.executable, "-P", "-m", "manip.cli.main", "demo", "--out", str(tmp_path), "--demos", "0"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -148,6 +148,7 @@ def test_manip_train_bad_config_is_one_line(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
+            "-P",
             "-m",
             "manip.cli.main",
             "train",

@@ -200,7 +200,7 @@ def test_rollouts_keep_the_top_k_checkpoints(tiny_store, tiny_train_raw, tmp_pat
 
 def manip_train(*args) -> subprocess.CompletedProcess:
     """Run `manip train ARGS...` in a subprocess (text output captured)."""
-    cmd = [sys.executable, "-m", "manip.cli.main", "train", *map(str, args)]
+    cmd = [sys.executable, "-P", "-m", "manip.cli.main", "train", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

@@ -176,7 +176,7 @@ def test_token_is_required_and_checked(server_factory, tmp_path):
 
 def test_binding_beyond_loopback_needs_a_token():
     result = subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "serve", "--synthetic", "lowdim", "--host", "0.0.0.0"],
+        [sys.executable, "-P", "-m", "manip.cli.main", "serve", "--synthetic", "lowdim", "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -296,7 +296,10 @@ def test_health_on_unknown_path_is_not_a_websocket(lowdim_server):
 def test_serve_cli_errors_are_one_line(args, words, lowdim_server):
     args = [a.replace("{busy}", str(lowdim_server.port)) for a in args]
     result = subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "serve", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-P", "-m", "manip.cli.main", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

@@ -72,6 +72,7 @@ class Server:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
+                "-P",
                 "-m",
                 "manip.cli.main",
                 "serve",

@@ -108,7 +108,7 @@ def _image(t: int, img: np.ndarray, encoding: str):
 
 def manip_convert(src: Path, dst: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "manip.cli.main", "data", "convert", str(src), str(dst)],
+        [sys.executable, "-P", "-m", "manip.cli.main", "data", "convert", str(src), str(dst)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -60,6 +60,7 @@ def test_results_json_follows_the_contract(one_worker):
     for episode in results["per_episode"]:
         assert set(episode) >= {"seed", "success", "steps"} and 0 < episode["steps"] < 400
     assert results["latency_ms"]["p50"] > 0 and results["latency_ms"]["p99"] >= results["latency_ms"]["p50"]
+    assert results["checkpoint_id"] is None and results["git_commit"]  # the expert has no checkpoint
     assert "Lift: 3/3 succeeded" in result.stdout and len(result.stdout.strip().splitlines()) == 1
 
 

@@ -10,6 +10,9 @@ from tests.cli import manip, read_json
 
 @pytest.mark.slow
 def test_eval_a_checkpoint(tmp_path):
+    from manip.core.provenance import code_provenance
+    from manip.real.client.sources import checkpoint_id
+
     from manip.core.config import validate_config
     from manip.policies.train_config import TrainConfig
     from manip.policies.training import build_policy_and_dataset
@@ -43,6 +46,9 @@ def test_eval_a_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr
     results = read_json(out / "results.json")
     assert results["seeds"] == [5, 6] and results["errors"] == 0
+    assert results["checkpoint_id"] == checkpoint_id(tmp_path / "ckpt")  # provenance: which weights ran
+    assert results["git_commit"] == code_provenance()["git_commit"] and len(results["git_commit"]) == 40
+    assert isinstance(results["git_dirty"], bool)
     assert [e["steps"] for e in results["per_episode"]] == [12, 12]  # an untrained policy does not succeed
     assert results["latency_ms"]["p50"] > 0
     assert [e["chunks"] for e in results["per_episode"]] == [3, 3]  # 12 steps, 4 actions executed per chunk
