@@ -10,12 +10,11 @@ from tests.cli import manip, read_json
 
 @pytest.mark.slow
 def test_eval_a_checkpoint(tmp_path):
-    from manip.core.provenance import code_provenance
-    from manip.real.client.sources import checkpoint_id
-
     from manip.core.config import validate_config
+    from manip.core.provenance import code_provenance
     from manip.policies.train_config import TrainConfig
     from manip.policies.training import build_policy_and_dataset
+    from manip.real.client.sources import checkpoint_id
     from manip.sim.collect import collect
     from manip.sim.devices.scripted import ScriptedDevice
     from manip.sim.env import make_env
