@@ -19,6 +19,8 @@ CONTRACT_KEYS = {
     "seeds",
     "per_episode",
     "latency_ms",
+    "git_commit",
+    "checkpoint_id",
 }
 
 
