@@ -3,13 +3,12 @@
 Each target is a module ``bench/<target>.py`` exposing ``run(args) -> dict`` (prints a table unless
 ``args.json``; returns JSON-ready figures) and optionally ``configure(parser)`` for its own options. The
 dispatcher adds ``--json`` (print the figures as JSON instead of the table) and ``--out FILE`` (also write
-them to FILE). A target whose module does not exist yet says so and exits 3.
+them to FILE).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -19,6 +18,7 @@ from pathlib import Path
 from manip.cli.verb import Verb
 from manip.core.errors import ManipError
 from manip.core.provenance import code_provenance
+from manip.core.registry import Registry
 
 TARGETS = ("data", "train", "inference", "server", "sim")
 
@@ -44,14 +44,12 @@ def machine() -> dict:
     }
 
 
+BENCHMARKS = Registry("benchmark", {target: f"manip.bench.{target}:run" for target in TARGETS})
+
+
 def _load(target: str):
-    name = f"manip.bench.{target}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
+    """The target's module (it holds ``run`` and optionally ``configure``)."""
+    return sys.modules[BENCHMARKS.get(target).cls.__module__]
 
 
 def target_parser(target: str, module) -> argparse.ArgumentParser:
@@ -69,11 +67,6 @@ def target_parser(target: str, module) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     module = _load(args.target)
-    if module is None:
-        print(
-            f"manip bench: '{args.target}' is not available yet (no bench/{args.target}.py)", file=sys.stderr
-        )
-        return 3
     target_args = target_parser(args.target, module).parse_args(args.options)
     if target_args.out is not None and not target_args.out.parent.is_dir():
         raise ManipError(f"{target_args.out.parent}: no such directory for --out")

@@ -5,29 +5,30 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib.metadata import entry_points
 
 from manip.cli.verb import Verb
 from manip.core.errors import ManipError
+from manip.core.registry import Registry
 
 VERB_ORDER = ("demo", "data", "collect", "train", "eval", "sweep", "serve", "bench")
+VERBS = Registry("verb", group="manip.verbs")
 
 
-def _entry_points() -> dict:
-    found = {ep.name: ep for ep in entry_points(group="manip.verbs")}
-    return {name: found[name] for name in sorted(found, key=lambda n: (*VERB_ORDER, n).index(n))}
+def verb_names() -> list[str]:
+    """Every installed verb, the built-in ones in :data:`VERB_ORDER` first."""
+    return sorted(VERBS.names(), key=lambda n: (*VERB_ORDER, n).index(n))
 
 
-def _load(entry) -> Verb | None:
+def _load(name: str) -> Verb:
     try:
-        return entry.load()
+        return VERBS.load(name)
     except ImportError as exc:  # a verb whose extra is not installed still shows up in --help
         missing = exc.name or str(exc)
         return Verb(
             help=f"(unavailable: missing module {missing})",
             configure=lambda _p: None,
             run=lambda _a: _fail(
-                f"manip {entry.name}: needs module '{missing}'; run .ci/setup.sh or pip install 'manip[all]'"
+                f"manip {name}: needs module '{missing}'; run .ci/setup.sh or pip install 'manip[all]'"
             ),
         )
 
@@ -51,8 +52,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Collect demonstrations, train chunked policies, evaluate them in robosuite and serve them to robots.",
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for name, entry in _entry_points().items():
-        verb = _load(entry) if only in (None, name) else None
+    for name in verb_names():
+        verb = _load(name) if only in (None, name) else None
         if verb is None:
             sub.add_parser(name)
             continue
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``manip`` with ``argv``; return the exit code (bad input: one line on stderr, never a traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
-    only = first if first in _entry_points() else None
+    only = first if first in VERBS else None
     parser = build_parser(only)
     args = parser.parse_args(argv)
     if getattr(args, "_verb", None) is None:

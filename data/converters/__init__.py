@@ -10,12 +10,11 @@ which appends every episode of ``src`` to the freshly created, empty ``store`` (
 store in a temporary directory beside DST and renames it into place only when the converter returns, so a
 failed conversion leaves nothing behind.
 
-Registering a converter is one line in :data:`CONVERTERS`, e.g. for rosbag2 / MCAP::
+A converter is a :class:`Converter` registered in :data:`CONVERTERS`: built-ins here, others through the
+``manip.converters`` entry-point group, whose value names a module attribute holding a :class:`Converter`
+(rosbag2 / MCAP: ``rosbag2 = "manip.real.rosbag:CONVERTER"`` in ``pyproject.toml``).
 
-    Converter("rosbag2", "manip.data.converters.rosbag", any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
-              "rosbag2 directory or .mcap file"),
-
-The first entry whose predicate matches SRC wins.
+The first converter whose predicate matches SRC wins.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manip.core.errors import ManipError
+from manip.core.registry import Registry
 
 Matcher = Callable[[Path], bool]
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -60,57 +60,65 @@ def any_of(*matchers: Matcher) -> Matcher:
 
 @dataclass(frozen=True)
 class Converter:
-    """A registered source format: ``name``, converter ``module``, path predicate ``matches``, ``description``."""
+    """A source format: ``name``, its converter function ``function`` (``"module:attr"``, imported when used),
+    the path predicate ``matches`` and a ``description``."""
 
     name: str
-    module: str
+    function: str
     matches: Matcher
     description: str
 
     def load(self) -> Callable:
+        module_name, _, attr = self.function.partition(":")
         try:
-            module = importlib.import_module(self.module)
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == self.module:
-                raise ManipError(
-                    f"the {self.name} converter is not available yet ({self.module} is missing)"
-                ) from None
             raise ManipError(
                 f"the {self.name} converter needs the Python module '{exc.name}': pip install 'manip[all]'"
             ) from None
-        return module.convert
+        return getattr(module, attr)
 
 
-CONVERTERS: list[Converter] = [
+CONVERTERS = Registry("converter", group="manip.converters")
+"""Built-in converters below; others come from the ``manip.converters`` entry-point group (rosbag2 lives with
+the robot code, :mod:`manip.real.rosbag`)."""
+for _converter in (
     Converter(
         "robomimic",
-        "manip.data.converters.robomimic",
+        "manip.data.converters.robomimic:convert",
         any_of(by_suffix(".hdf5", ".h5"), file_starting_with(HDF5_MAGIC)),
         "robomimic HDF5 file",
     ),
     Converter(
         "zarr",
-        "manip.data.converters.zarr_store",
+        "manip.data.converters.zarr_store:convert",
         any_of(by_suffix(".zip"), dir_with("zarr.json", ".zgroup")),
         "Zarr episode store (Diffusion Policy v2, dir or .zarr.zip; or v3)",
     ),
-    Converter(
-        "rosbag2",
-        "manip.data.converters.rosbag",
-        any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
-        "rosbag2 directory or .mcap file",
-    ),
-]
+):
+    CONVERTERS.register(_converter.name)(_converter)
+
+
+def converters() -> list[Converter]:
+    """Every available converter, built-ins first (one whose plug-in cannot be imported is left out)."""
+    found = []
+    for name in CONVERTERS.names():
+        try:
+            found.append(CONVERTERS.load(name))
+        except ImportError:
+            continue
+    return found
 
 
 def find_converter(src: Path) -> Converter:
     """The first registered converter whose predicate matches ``src`` (one-line error when none does)."""
     if not src.exists():
         raise ManipError(f"{src}: no such file or directory")
-    for converter in CONVERTERS:
+    available = converters()
+    for converter in available:
         if converter.matches(src):
             return converter
-    known = "; ".join(f"{c.name}: {c.description}" for c in CONVERTERS)
+    known = "; ".join(f"{c.name}: {c.description}" for c in available)
     raise ManipError(f"{src}: not a format manip can convert ({known})")
 
 

@@ -20,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-from manip.core.config import validate_config
 from manip.core.errors import ManipError
 from manip.real.cameras.realsense import CameraConfig
 
@@ -88,7 +87,7 @@ def load_configs(path: Path) -> list[CameraConfig]:
         raise ManipError(f"{path}: cannot read the camera list ({exc})") from None
     if not isinstance(raw, list) or not raw:
         raise ManipError(f"{path}: expected a non-empty list of cameras")
-    configs = [validate_config(CameraConfig, item, source=f"{path}[{i}]") for i, item in enumerate(raw)]
+    configs = [CameraConfig.from_dict(item, f"{path}[{i}]") for i, item in enumerate(raw)]
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise ManipError(f"{path}: camera names must be unique, got {names}")
@@ -121,7 +120,7 @@ class CameraProcess:
     def start(self, timeout_s: float = 30.0) -> list[dict]:
         """Start the child and wait for ``ready``; returns the cameras' info (serials, intrinsics)."""
         config_path = self.workdir / f"{self.prefix}-cameras.json"
-        config_path.write_text(json.dumps([c.model_dump() for c in self.configs]))
+        config_path.write_text(json.dumps([c.to_dict() for c in self.configs]))
         cmd = [
             self.python,
             "-m",

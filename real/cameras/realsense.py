@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from manip.core.config import StrictConfig
+from manip.core.checked import Checked, setting
 from manip.core.errors import ManipError, require
 from manip.real.cameras.intrinsics import Intrinsics
 
 
-class CameraConfig(StrictConfig):
+@dataclass(frozen=True)
+class CameraConfig(Checked):
     """One camera: its serial number (or a recording to play back), name, stream size and rate."""
 
     name: str
@@ -27,9 +28,9 @@ class CameraConfig(StrictConfig):
     """A librealsense recording to play instead of a live camera (tests, offline debugging)."""
     playback_real_time: bool = True
     """Play the recording at its recorded pace (False: as fast as it is read)."""
-    width: int = 640
-    height: int = 480
-    fps: int = 30
+    width: int = setting(640, gt=0)
+    height: int = setting(480, gt=0)
+    fps: int = setting(30, gt=0)
     enable_depth: bool = True
 
 
@@ -144,12 +145,6 @@ class RealSenseCamera:
             "frames": self.frames,
             "dropped": self.dropped,
         }
-
-
-def connected_serials() -> list[str]:
-    """Serial numbers of the RealSense cameras connected now."""
-    rs = require("pyrealsense2", "real")
-    return [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
 
 
 def _intrinsics(raw) -> Intrinsics:

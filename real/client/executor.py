@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import Field
 
-from manip.core.config import StrictConfig
+from manip.core.checked import Checked, setting
 from manip.core.errors import ManipError
 from manip.real.client.latency import LatencyEstimator
 from manip.real.client.safety import SafetyConfig, SafetyFilter
@@ -48,32 +46,33 @@ STALE_OBS = "stale observation"
 NO_FRESH_CHUNK = "no fresh chunk"
 
 
-class ExecutorConfig(StrictConfig):
+@dataclass(frozen=True)
+class ExecutorConfig(Checked):
     """How chunks become actions; see the module docstring for the modes."""
 
-    mode: Literal[MODES] = "receding"
-    control_rate: float = Field(20.0, gt=0)
+    mode: str = setting("receding", choices=MODES)
+    control_rate: float = setting(20.0, gt=0)
     """Control ticks per second (dt = 1 / control_rate)."""
-    n_action_steps: int = Field(8, ge=1)
+    n_action_steps: int = setting(8, ge=1)
     """Actions executed from each chunk before switching to the next (receding, async, rtc)."""
     action_offset: int = 0
     """Action i of a chunk is for time anchor + (i + action_offset)·dt."""
-    ensemble_k: float = Field(0.01, ge=0)
+    ensemble_k: float = setting(0.01, ge=0)
     """ACT's exponential weight decay (weights exp(-k·i), i = 0 oldest)."""
-    ensemble_every: int = Field(1, ge=1)
+    ensemble_every: int = setting(1, ge=1)
     """Ensemble mode requests a chunk every this many ticks."""
-    request_margin_steps: float = Field(0.0, ge=0)
+    request_margin_steps: float = setting(0.0, ge=0)
     """Async/rtc: request this many ticks earlier than the latency estimate alone says."""
-    latency_estimate: Literal["ewma", "quantile"] = "quantile"
-    latency_quantile: float = Field(0.9, ge=0, le=1)
-    latency_ewma_alpha: float = Field(0.2, gt=0, le=1)
-    initial_latency_s: float = Field(0.0, ge=0)
+    latency_estimate: str = setting("quantile", choices=("ewma", "quantile"))
+    latency_quantile: float = setting(0.9, ge=0, le=1)
+    latency_ewma_alpha: float = setting(0.2, gt=0, le=1)
+    initial_latency_s: float = setting(0.0, ge=0)
     """Latency assumed before the first chunk is measured."""
-    request_timeout_s: float = Field(5.0, gt=0)
+    request_timeout_s: float = setting(5.0, gt=0)
     """A request with no answer after this long counts as lost (a new one may be sent)."""
-    adaptive_max_latency_steps: float = Field(5.0, ge=0)
+    adaptive_max_latency_steps: float = setting(5.0, ge=0)
     """Adaptive mode: run asynchronously up to this latency estimate (ticks), wait for each chunk above it."""
-    safety: SafetyConfig = SafetyConfig()
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
 
 
 @dataclass(frozen=True)

@@ -9,31 +9,30 @@ dimensions (the gripper) at their last value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
-from manip.core.config import StrictConfig
+from manip.core.checked import Checked, setting
 from manip.core.errors import ManipError
 
 
-class SafetyConfig(StrictConfig):
+@dataclass(frozen=True)
+class SafetyConfig(Checked):
     """Limits applied to every action; ``None`` turns a check off."""
 
     low: list[float] | None = None
     """Per-dimension lower clamp (length = action dim)."""
     high: list[float] | None = None
     """Per-dimension upper clamp (length = action dim)."""
-    max_delta: float | list[float] | None = None
+    max_delta: float | list[float] | None = setting(None, ge=0)
     """Largest change of each dimension from one tick to the next (a scalar applies to every dimension)."""
-    hold: Literal["zero", "repeat"] = "zero"
+    hold: str = setting("zero", choices=("zero", "repeat"))
     """What a hold sends: zeros (delta control) or the last safe action again (absolute targets)."""
-    hold_keep: list[int] = Field(default_factory=list)
+    hold_keep: list[int] = setting([])
     """With ``hold="zero"``: dimensions that keep their last value (e.g. ``[6]`` for a gripper)."""
-    max_obs_age_s: float | None = 2.0
+    max_obs_age_s: float | None = setting(2.0, gt=0)
     """Hold when the action comes from an observation older than this (seconds)."""
-    max_chunk_gap_s: float | None = 2.0
+    max_chunk_gap_s: float | None = setting(2.0, gt=0)
     """Hold when no fresh chunk has arrived for this long (seconds)."""
 
 

@@ -3,27 +3,28 @@
 
 from __future__ import annotations
 
-import importlib
-
 from manip.core.errors import ManipError
+from manip.core.registry import Registry
 from manip.sim.tasks import get_task
 
-EXPERTS = {
-    "Lift": "manip.sim.experts.lift:LiftExpert",
-    "PickPlaceCan": "manip.sim.experts.pick_place:PickPlaceCanExpert",
-    "NutAssemblySquare": "manip.sim.experts.nut_assembly:NutAssemblySquareExpert",
-    "Stack": "manip.sim.experts.stack:StackExpert",
-    "Door": "manip.sim.experts.door:DoorExpert",
-}
+EXPERTS = Registry(
+    "scripted expert",
+    {
+        "Lift": "manip.sim.experts.lift:LiftExpert",
+        "PickPlaceCan": "manip.sim.experts.pick_place:PickPlaceCanExpert",
+        "NutAssemblySquare": "manip.sim.experts.nut_assembly:NutAssemblySquareExpert",
+        "Stack": "manip.sim.experts.stack:StackExpert",
+        "Door": "manip.sim.experts.door:DoorExpert",
+    },
+)
 
 
 def make_expert(task: str):
     """The scripted expert for ``task`` (a one-line error for an unknown task or one without an expert)."""
     get_task(task)
     if task not in EXPERTS:
-        raise ManipError(f"task '{task}' has no scripted expert (experts: {', '.join(EXPERTS)})")
-    module, name = EXPERTS[task].split(":")
-    return getattr(importlib.import_module(module), name)()
+        raise ManipError(f"task '{task}' has no scripted expert (experts: {', '.join(EXPERTS.names())})")
+    return EXPERTS.load(task)()
 
 
 def rollout(env, expert, seed: int, on_step=None, extra_steps: int = 0) -> tuple[bool, int]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from manip.bench import commands
+from manip.core.errors import ManipError
 from tests.data.conftest import run_on_a_tty
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +56,12 @@ def test_bench_bad_case_is_one_line():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_missing_target_module_says_not_available(capsys):
-    assert commands.run(argparse.Namespace(target="no_such_target", options=[])) == 3
-    assert "not available yet" in capsys.readouterr().err
+def test_every_target_resolves_through_the_registry():
+    for target in commands.TARGETS:
+        module = commands._load(target)
+        assert module.__name__ == f"manip.bench.{target}" and callable(module.run)
+    with pytest.raises(ManipError, match="unknown benchmark 'no_such_target'"):
+        commands._load("no_such_target")
 
 
 def test_bench_out_that_is_a_directory_fails_before_running(tmp_path):

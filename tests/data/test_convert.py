@@ -13,7 +13,7 @@ import pytest
 import zarr
 
 from manip.core.errors import ManipError
-from manip.data.converters import CONVERTERS, convert, find_converter
+from manip.data.converters import convert, converters, find_converter
 from manip.data.store import EpisodeStore
 from manip.data.validate import validate_store
 from tests.data.conftest import make_episode, write_dp_v2_store, zip_store
@@ -149,7 +149,7 @@ def test_registry_picks_by_suffix_and_content(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(ManipError, match="not a format manip can convert"):
         find_converter(tmp_path / "x.txt")
-    assert {c.name for c in CONVERTERS} >= {"robomimic", "zarr", "rosbag2"}
+    assert {c.name for c in converters()} >= {"robomimic", "zarr", "rosbag2"}
 
 
 def test_robomimic_bad_files(tmp_path):

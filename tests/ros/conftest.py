@@ -54,10 +54,8 @@ def run_node_until_exit(ros_env: dict, node: str, **params: str) -> subprocess.C
 
 @pytest.fixture(scope="session")
 def ros_env():
-    """:func:`ros_environment`; skips (fails under CI) when the ROS venv is missing."""
+    """:func:`ros_environment`; skips (a failure under CI: tests/conftest.py) when the ROS venv is missing."""
     if not ROS_PYTHON.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{ROS_PYTHON} is missing: run bash .ci/setup.sh --ros")
         pytest.skip(f"{ROS_PYTHON} is missing (bash .ci/setup.sh --ros makes it)")
     return ros_environment()
 

@@ -24,6 +24,7 @@ import re
 import sys
 import time
 from collections import Counter, deque
+from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -33,7 +34,6 @@ from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from manip.core.config import load_config
 from manip.core.errors import ManipError
 from manip.real.client.auth import read_token
 from manip.real.client.executor import ChunkExecutor
@@ -49,6 +49,19 @@ from real.requester import AsyncRequester
 
 class ConfigError(Exception):
     """Parameters the node cannot run with (reported as one line; the node exits with status 2)."""
+
+
+def read_safety_file(path: str) -> SafetyConfig:
+    """The :class:`SafetyConfig` in the YAML file ``path`` (unknown keys and bad values: one line)."""
+    import yaml  # ROS 2 ships PyYAML (python3-yaml); the light client itself never imports it
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"safety_file {path}: {exc}".splitlines()[0]) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"safety_file {path}: expected a mapping of SafetyConfig settings")
+    return SafetyConfig.from_dict(raw, path)
 
 
 def connect_to_server(url: str, token: str | None):
@@ -80,7 +93,7 @@ class PolicyNode(Node):
         try:
             token = read_token(p.token_file or None)  # the file, else MANIP_SERVER_TOKEN, else none
             self.safety = (
-                load_config(SafetyConfig, p.safety_file)
+                read_safety_file(p.safety_file)
                 if p.safety_file
                 else SafetyConfig(hold="repeat", max_obs_age_s=None)
             )

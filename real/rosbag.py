@@ -27,6 +27,7 @@ from pydantic import Field
 from manip.core.config import StrictConfig, load_config
 from manip.core.errors import ManipError, require
 from manip.core.progress import progress
+from manip.data.converters import Converter, any_of, by_suffix, dir_with
 from manip.data.recorder import Recorder
 from manip.data.store import EpisodeStore
 
@@ -262,3 +263,12 @@ def convert(src: Path, store: EpisodeStore, *, quiet: bool = True) -> None:
         raise ManipError(f"{src}: {message}") from None
     finally:
         reader.close()
+
+
+CONVERTER = Converter(
+    "rosbag2",
+    "manip.real.rosbag:convert",
+    any_of(by_suffix(".mcap", ".db3"), dir_with("metadata.yaml")),
+    "rosbag2 directory or .mcap file",
+)
+"""``manip data convert`` finds this through the ``manip.converters`` entry point."""
