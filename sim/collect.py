@@ -2,6 +2,14 @@
 
 With a ``policy`` (a :class:`manip.real.client.sources.ChunkSource`) the policy drives and the operator takes over whenever
 the device is active (RaC-style corrections); those steps are recorded with ``intervention=True``.
+
+How an episode starts, how fast it runs and whether it is kept is up to the run's front end: :class:`Unattended`
+(scripted collection: no window, no pacing, successes kept and failures dropped unless ``keep_failures``) or
+:class:`manip.sim.teleop.TeleopUI` (a human: a viewer window, pacing at the task's control rate, an episode
+that starts on the operator's first move, and a keep / discard / redo prompt at its end).
+
+Seeds: episode seeds follow on from the store's last recorded seed when ``seed`` is None, so appending never
+repeats an initial state; an explicit ``seed`` that repeats stored seeds draws a warning.
 """
 
 from __future__ import annotations
@@ -15,11 +23,13 @@ import numpy as np
 
 from manip.core.errors import ManipError
 from manip.core.progress import progress_enabled
+from manip.real.client.sources import ROBOSUITE_OSC_ACTION
 from manip.sim.devices.base import Device
 from manip.sim.env import ManipEnv
 from manip.sim.tasks import controller_for
 
 SUCCESS_EXTRA_STEPS = 5  # keep a few steps after success so the demo ends at rest
+DECISIONS = ("keep", "discard", "redo", "quit")
 
 
 @dataclass
@@ -29,7 +39,21 @@ class CollectReport:
     kept: int = 0
     attempted: int = 0
     successes: int = 0
+    discarded: int = 0
     kept_seeds: list[int] = field(default_factory=list)
+    first_seed: int = 0
+    stopped: bool = False  # the operator quit before ``episodes`` were kept
+
+
+@dataclass
+class Episode:
+    """One recorded attempt: how it ended (success, timeout, finish, discard, restart or quit)."""
+
+    seed: int
+    steps: int = 0
+    success: bool = False
+    ended: str = ""
+    timestamps: list[float] = field(default_factory=list)  # seconds from the first step (paced runs only)
 
 
 def open_store(path: str | Path):
@@ -38,6 +62,28 @@ def open_store(path: str | Path):
 
     path = Path(path)
     return EpisodeStore.open(path, mode="a") if path.exists() else EpisodeStore.create(path)
+
+
+def stored_seeds(store) -> list[int]:
+    """The ``seed`` of every stored episode that records one."""
+    seeds = (store.episode_meta(i).get("seed") for i in range(store.num_episodes))
+    return [int(s) for s in seeds if isinstance(s, (int, float)) and not isinstance(s, bool)]
+
+
+def first_seed_for(store, seed: int | None, warn) -> int:
+    """The first episode seed: ``seed``, or one past the store's last seed when None (0 for a new store).
+
+    ``warn(text)`` is told when an explicit ``seed`` repeats seeds already in the store.
+    """
+    seeds = stored_seeds(store)
+    if seed is None:
+        return max(seeds) + 1 if seeds else 0
+    if seeds and seed <= max(seeds):
+        warn(
+            f"collect: warning: {store.path} already holds seeds up to {max(seeds)}; --seed {seed} may repeat "
+            f"their initial states (omit --seed to continue at {max(seeds) + 1})"
+        )
+    return int(seed)
 
 
 class StatusLine:
@@ -61,88 +107,173 @@ class StatusLine:
             sys.stderr.write("\n")
 
 
+class Unattended:
+    """The front end of scripted collection: starts at once, runs as fast as it can, decides by rule."""
+
+    paced = False
+
+    def __init__(self, keep_failures: bool = False, quiet: bool = False):
+        self.keep_failures = keep_failures
+        self.status = StatusLine(progress_enabled(quiet))
+
+    def ready(self, env, device, obs, episode: Episode, report: CollectReport) -> bool:
+        """Whether to start recording (False: the operator quit)."""
+        return True
+
+    def tick(self) -> float | None:
+        """Wait for the next control tick; its time in seconds, or None when unpaced."""
+        return None
+
+    def event(self) -> str | None:
+        """An episode event from the front end itself (e.g. a key in the viewer window)."""
+        return None
+
+    def show(self, env, episode: Episode, report: CollectReport, command) -> None:
+        self.status.update(
+            f"episode {report.kept + 1} (seed {episode.seed}) step {episode.steps}/{env.horizon} "
+            f"kept {report.kept} {'SUCCESS' if episode.success else ''}"
+        )
+
+    def decide(self, env, device, episode: Episode, report: CollectReport) -> str:
+        """keep, discard, redo or quit for an episode that ended by success, timeout or ``finish``."""
+        return "keep" if episode.success or self.keep_failures else "discard"
+
+    def announce(self, text: str) -> None:
+        """Tell the operator what happened to the last episode."""
+
+    def close(self) -> None:
+        self.status.done()
+
+
 def collect(
     env: ManipEnv,
     device: Device,
     out: str | Path,
     episodes: int,
-    seed: int = 0,
+    seed: int | None = None,
     keep_failures: bool = False,
     policy=None,
     max_attempts: int | None = None,
     quiet: bool = False,
+    front=None,
 ) -> CollectReport:
     """Record ``episodes`` episodes into the store at ``out`` (see the module docstring).
 
-    Episode ``k`` tries seed ``seed + k``. Failed episodes are dropped unless ``keep_failures``; scripted
-    collection then moves on to the next seed until ``episodes`` are kept (at most ``max_attempts`` seeds).
+    Episode ``k`` tries seed ``first + k`` (``first``: ``seed``, or one past the store's last seed). ``front``
+    (default :class:`Unattended`) starts, paces and judges episodes; an operator's redo retries the same seed.
+    Unattended collection moves on to the next seed until ``episodes`` are kept, at most ``max_attempts``
+    seeds; a human front end asks until the operator quits.
     """
     from manip.data.recorder import Recorder
 
     if episodes < 1:
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
-    recorder = Recorder(open_store(out))
-    controller = None
-    if policy is not None:
-        controller = controller_for(policy, env.task)
+    store = open_store(out)
+    store.set_attrs(control_rate=float(env.control_rate), action_semantics=ROBOSUITE_OSC_ACTION)
+    recorder = Recorder(store)
+    front = front or Unattended(keep_failures, quiet)
+    controller = controller_for(policy, env.task) if policy is not None else None
     report = CollectReport()
-    status = StatusLine(progress_enabled(quiet))
+    report.first_seed = next_seed = first_seed_for(store, seed, lambda text: print(text, file=sys.stderr))
     limit = max_attempts if max_attempts is not None else max(3 * episodes, episodes + 10)
-    next_seed = seed
-    while report.kept < episodes and report.attempted < limit:
-        episode_seed = next_seed
-        outcome = _record_episode(env, device, recorder, episode_seed, controller, status, report)
-        if outcome == "quit":
-            break
-        if outcome == "restart":
-            continue  # same seed again
-        report.attempted += 1
-        next_seed += 1
-        if outcome is not None:
-            success = outcome
-            report.successes += success
-            if success or keep_failures:
-                recorder.commit(success=success)
+    if front.paced and max_attempts is None:
+        limit = None  # a person decides when to stop
+    try:
+        while report.kept < episodes and (limit is None or report.attempted < limit):
+            episode = _record_episode(env, device, recorder, next_seed, controller, front, report)
+            decision = _decision(env, device, front, episode, report)
+            if decision == "quit":
+                recorder.discard()
+                report.stopped = True
+                break
+            if decision == "redo":
+                recorder.discard()
+                front.announce(f"redo: seed {episode.seed} again")
+                continue
+            report.attempted += 1
+            report.successes += episode.success
+            next_seed += 1
+            if decision == "keep":
+                meta = _paced_meta(env, episode) if front.paced else {}
+                recorder.commit(success=episode.success, **meta)
                 report.kept += 1
-                report.kept_seeds.append(episode_seed)
+                report.kept_seeds.append(episode.seed)
+                front.announce(f"kept episode {report.kept} (seed {episode.seed}, {_outcome(episode)})")
             else:
                 recorder.discard()
-    status.done()
+                report.discarded += 1
+                front.announce(f"discarded seed {episode.seed} ({_outcome(episode)})")
+    finally:
+        if recorder.recording:
+            recorder.discard()
+        front.close()
     return report
 
 
-def _record_episode(env, device, recorder, seed, controller, status, report):
-    """Run one episode; returns success (bool), None (discarded), "restart" or "quit"."""
+def _paced_meta(env, episode: Episode) -> dict:
+    """Per-episode metadata of a paced (human) episode: its control rate, step times and how it ended."""
+    return {"control_rate": env.control_rate, "timestamps": episode.timestamps, "ended": episode.ended}
+
+
+def _outcome(episode: Episode) -> str:
+    state = "success" if episode.success else "not successful"
+    return f"{state}, {episode.steps} steps"
+
+
+def _decision(env, device, front, episode: Episode, report: CollectReport) -> str:
+    """What to do with an episode: the operator's own event, else the front end's decision."""
+    explicit = {"discard": "discard", "restart": "redo", "quit": "quit"}.get(episode.ended)
+    if explicit:
+        return explicit
+    if episode.steps == 0:
+        return "redo"
+    decision = front.decide(env, device, episode, report)
+    if decision not in DECISIONS:
+        raise ValueError(f"decide() returned {decision!r}, expected one of {DECISIONS}")
+    return decision
+
+
+def _record_episode(env, device, recorder, seed, controller, front, report) -> Episode:
+    """Run one episode into ``recorder`` (left open); returns how it went and how it ended."""
     obs = env.reset(seed=seed)
     device.start_episode(env, seed)
     if controller is not None:
+        if front.paced:  # infer once before the operator starts, so the first step does not stall
+            controller.act(obs, 0.0)
         controller.reset()
         if hasattr(controller.source, "start_episode"):  # e.g. the scripted expert standing in for a policy
             controller.source.start_episode(seed)
     recorder.start_episode(
         task=env.task.name, instruction=env.task.instruction, seed=int(seed), source=device.source
     )
-    success, after = False, 0
+    episode = Episode(seed=int(seed))
+    if not front.ready(env, device, obs, episode, report):
+        episode.ended = "quit"
+        return episode
+    start, after = None, 0
     for step in range(env.horizon):
+        now = front.tick()
         command = device.poll(env, obs)
-        if command.event in ("discard", "restart", "quit"):
-            recorder.discard()
-            return None if command.event == "discard" else command.event
-        if command.event == "finish":
-            return bool(success or env.check_success())
+        event = command.event or front.event()
+        if event in ("finish", "discard", "restart", "quit"):
+            episode.ended = event
+            return episode
         action, intervention = command.action, controller is not None and command.active
         if controller is not None and not command.active:
             action = controller.act(obs, step * env.dt).action
         recorder.add_step({**obs, "action": np.asarray(action, dtype=np.float32)}, intervention=intervention)
+        if now is not None:
+            start = now if start is None else start
+            episode.timestamps.append(round(now - start, 4))
         obs, _reward, terminated, truncated, _info = env.step(action)
-        success = success or terminated
-        after += success
-        status.update(
-            f"episode {report.kept + 1} (seed {seed}) step {step + 1}/{env.horizon} "
-            f"kept {report.kept} {'SUCCESS' if success else ''}"
-        )
-        if success and (after > SUCCESS_EXTRA_STEPS or device.human):
-            break
+        episode.steps = step + 1
+        episode.success = episode.success or terminated
+        after += episode.success
+        front.show(env, episode, report, command)
+        if episode.success and after > SUCCESS_EXTRA_STEPS:
+            episode.ended = "success"
+            return episode
         if truncated:
             break
-    return bool(success)
+    episode.ended = "timeout"
+    return episode

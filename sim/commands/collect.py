@@ -7,18 +7,42 @@ import argparse
 from manip.cli.verb import Verb
 from manip.sim.commands import require_options
 
+TELEOP_GUIDE = """\
+teleoperation (--device keyboard or spacemouse) opens a window: the scene on the left, on the right the
+episode, seed, step, time left, gripper, success, kept/discarded counts and every control.
+  1. The episode waits until you first move; the clock (--horizon steps at 20 Hz) starts then.
+  2. keyboard: W/S forward/back, A/D left/right, R/F up/down, Z/X T/G C/V rotate, Space open/close the gripper
+     (SpaceMouse: push/twist the cap; left button opens/closes, right button starts/ends/keeps).
+  3. On success or time-up the scene freezes and asks: Enter keep, Backspace discard, Tab redo the same
+     seed, Esc quit. Enter during an episode ends it early (then the same question).
+  4. Esc (or closing the window) stops: what was kept stays in the store and collect exits 0.
+Appending to an existing store continues after its last seed. Example, 20 Lift demonstrations:
+  manip collect --task Lift --device keyboard --episodes 20 --out lift_teleop.zarr
+Corrections: add --policy CKPT; the policy drives and you take over whenever you move (steps marked
+intervention=True), with the same window and questions."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = TELEOP_GUIDE
     parser.add_argument("--task", help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door")
     parser.add_argument("--device", help="scripted | keyboard | spacemouse")
     parser.add_argument("--episodes", type=int, help="episodes to keep")
     parser.add_argument("--out", help="Zarr store (created, or appended to when it exists)")
     parser.add_argument("--obs", default="lowdim", help="observation mode: lowdim | image")
     parser.add_argument("--image-size", type=int, default=84, help="camera image side in pixels (image mode)")
-    parser.add_argument("--seed", type=int, default=0, help="first episode seed (episode k tries seed S+k)")
+    parser.add_argument(
+        "--seed", type=int, default=None,
+        help="first episode seed (episode k tries seed S+k); default: 0, or one past the store's last seed",
+    )  # fmt: skip
+    parser.add_argument("--horizon", type=int, help="steps per episode (default: the task's, 400 for Lift)")
     parser.add_argument(
         "--keep-failures", action="store_true", help="also keep episodes that did not succeed"
     )
+    parser.add_argument(
+        "--auto-keep", action="store_true",
+        help="teleop: no keep/discard question; keep successes (and failures with --keep-failures)",
+    )  # fmt: skip
     parser.add_argument(
         "--policy", help="checkpoint that drives; the operator's device takes over (corrections)"
     )
@@ -27,6 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_options(args, "task", "device", "episodes", "out")
+    from manip.core.errors import ManipError
     from manip.sim.collect import collect
     from manip.sim.devices import make_device
     from manip.sim.env import make_env
@@ -34,26 +59,39 @@ def run(args: argparse.Namespace) -> int:
 
     get_task(args.task)
     check_obs_mode(args.obs)
+    if args.horizon is not None and args.horizon < 1:
+        raise ManipError(f"--horizon must be >= 1, got {args.horizon}")
     device = make_device(args.device, args.task)
     policy = None
     if args.policy:
         from manip.policies.serving import LocalPolicySource
 
         policy = LocalPolicySource.from_checkpoint(args.policy)
-    env = make_env(args.task, obs_mode=args.obs, image_size=args.image_size)
+    env = make_env(
+        args.task, obs_mode=args.obs, image_size=args.image_size, horizon=args.horizon, offscreen=device.human
+    )
+    front = None
     try:
+        if device.human:
+            from manip.sim.teleop import TeleopUI
+
+            front = TeleopUI(
+                env, device, args.episodes, keep_failures=args.keep_failures, auto_keep=args.auto_keep,
+                corrections=policy is not None, quiet=args.quiet,
+            )  # fmt: skip
         report = collect(
             env, device, args.out, args.episodes, seed=args.seed, keep_failures=args.keep_failures,
-            policy=policy, quiet=args.quiet,
+            policy=policy, quiet=args.quiet, front=front,
         )  # fmt: skip
     finally:
         device.close()
         env.close()
+    stopped = "stopped by operator; " if report.stopped else ""
     print(
-        f"collect: kept {report.kept} episode(s) of {report.attempted} tried "
-        f"({report.successes} successful) → {args.out}"
+        f"collect: {stopped}kept {report.kept} episode(s) of {report.attempted} tried "
+        f"({report.successes} successful, seeds from {report.first_seed}) → {args.out}"
     )
-    return 0 if report.kept == args.episodes else 1
+    return 0 if report.kept == args.episodes or report.stopped else 1
 
 
 VERB = Verb(

@@ -1,7 +1,8 @@
 """Keyboard teleop through pynput (needs a display).
 
-Keys: W/S x, A/D y, R/F z, Z/X roll, T/G pitch, C/V yaw, Space toggles the gripper; Enter finishes (keeps) the
-episode, Backspace discards it, Tab restarts it on the same seed, Esc quits.
+Keys: W/S x, A/D y, R/F z, Z/X roll, T/G pitch, C/V yaw (held keys move, released keys stop), Space toggles
+the gripper. Enter starts an episode, ends it early, and keeps it at the end-of-episode prompt; Backspace
+discards it, Tab redoes it on the same seed, Esc quits.
 """
 
 from __future__ import annotations
@@ -17,11 +18,27 @@ MOTION_KEYS = {
     "w": (0, 1.0), "s": (0, -1.0), "a": (1, 1.0), "d": (1, -1.0), "r": (2, 1.0), "f": (2, -1.0),
     "z": (3, 1.0), "x": (3, -1.0), "t": (4, 1.0), "g": (4, -1.0), "c": (5, 1.0), "v": (5, -1.0),
 }  # fmt: skip
+EVENT_KEYS = {"enter": "finish", "backspace": "discard", "tab": "restart", "esc": "quit"}
 SPEED = 0.6
+CONTROLS = (
+    ("W / S", "forward / back"),
+    ("A / D", "left / right"),
+    ("R / F", "up / down"),
+    ("Z / X", "roll"),
+    ("T / G", "pitch"),
+    ("C / V", "yaw"),
+    ("Space", "open / close gripper"),
+    ("Enter", "start; end now; keep"),
+    ("Backspace", "discard"),
+    ("Tab", "redo (same seed)"),
+    ("Esc", "quit (keeps what was kept)"),
+)
 
 
 class KeyboardDevice(Device):
     source = "keyboard"
+    reads_keyboard = True
+    controls = CONTROLS
 
     def __init__(self):
         try:
@@ -49,10 +66,8 @@ class KeyboardDevice(Device):
         with self.lock:
             if name == "space":
                 self.gripper = -self.gripper
-            elif name in ("enter", "backspace", "tab", "esc"):
-                self.event = {"enter": "finish", "backspace": "discard", "tab": "restart", "esc": "quit"}[
-                    name
-                ]
+            elif name in EVENT_KEYS:
+                self.event = EVENT_KEYS[name]
             else:
                 self.held.add(name)
 
@@ -67,14 +82,13 @@ class KeyboardDevice(Device):
     def poll(self, env, obs) -> Command:
         action = np.zeros(7, dtype=np.float32)
         with self.lock:
-            for name in self.held:
-                if name in MOTION_KEYS:
-                    axis, sign = MOTION_KEYS[name]
-                    action[axis] += sign * SPEED
+            moving = [name for name in self.held if name in MOTION_KEYS]
+            for name in moving:
+                axis, sign = MOTION_KEYS[name]
+                action[axis] += sign * SPEED
             action[6] = self.gripper
             event, self.event = self.event, None
-            active = bool(self.held)
-        return Command(action, active=active, event=event)
+        return Command(action, active=bool(moving), event=event)
 
     def close(self) -> None:
         self.listener.stop()

@@ -109,3 +109,15 @@ def test_corrections_mark_intervention_steps(tmp_path):
     flags = store.get_episode(0, keys=["intervention"])["intervention"]
     assert flags.dtype == bool and flags[5:10].all()
     assert not flags[:5].any() and not flags[10:].any()
+
+
+def test_appending_continues_after_the_stores_last_seed(tmp_path, capsys):
+    env, device, out = make_env("Lift", horizon=3), ScriptedDevice("Lift"), tmp_path / "s.zarr"
+    first = collect(env, device, out, episodes=2, keep_failures=True, quiet=True)
+    again = collect(env, device, out, episodes=2, keep_failures=True, quiet=True)
+    assert (first.first_seed, again.first_seed) == (0, 2)
+    assert "warning" not in capsys.readouterr().err
+    collect(env, device, out, episodes=1, seed=1, keep_failures=True, quiet=True)  # repeats a stored seed
+    assert "already holds seeds up to 3; --seed 1 may repeat" in capsys.readouterr().err
+    store = EpisodeStore.open(out)
+    assert [store.episode_meta(i)["seed"] for i in range(store.num_episodes)] == [0, 1, 2, 3, 1]
