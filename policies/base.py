@@ -35,6 +35,8 @@ class Policy(nn.Module):
 
     backbone: nn.Module
     head: GenerativeHead
+    takes_instruction: bool = False
+    """Whether ``predict_chunk`` needs ``instruction=[...]`` (one language instruction per sample)."""
 
     def __init__(self, config: PolicyConfig, obs_spec: Spec, action_spec: Spec, normalizer):
         super().__init__()

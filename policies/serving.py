@@ -4,7 +4,7 @@ the same :class:`~manip.real.client.executor.ChunkExecutor` loop on it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +12,45 @@ import numpy as np
 import torch
 
 from manip.core.errors import ManipError
+from manip.policies.base import ACTION_KEY
 from manip.policies.checkpoint import load_policy
 from manip.real.client.sources import SourceMetadata, checkpoint_id
+
+SERVED_MODULES = ("encoder", "images", "context", "backbone")
+"""The policy's submodules that serving runs and ``compile`` compiles, where present: the observation encoder
+(chunk policies), the image tokenizer and context transformer (the VLA) and the backbone, which the generative
+head calls once per sampling step. ``predict_chunk`` itself, the normalizer and the sampling loop stay eager."""
+
+
+def compile_served_modules(policy: torch.nn.Module, backend: bool | str | Callable = True) -> list[str]:
+    """``torch.compile`` each of :data:`SERVED_MODULES` present on ``policy`` in place (``nn.Module.compile``:
+    calling the module runs the compiled graph; its parameters and attributes stay where they were).
+
+    ``backend``: True for torch's default (inductor), else a backend name or callable. Returns the names compiled.
+    """
+    options = {} if backend is True else {"backend": backend}
+    names = [name for name in SERVED_MODULES if isinstance(getattr(policy, name, None), torch.nn.Module)]
+    for name in names:
+        getattr(policy, name).compile(**options)
+    return names
+
+
+def action_statistics(policy) -> dict:
+    """The training actions' ``min``, ``max``, ``mean`` and ``std`` (lists) from the policy's normalizer, for the
+    served metadata (a robot client derives default limits from them); empty when the normalizer has none."""
+    feature = getattr(getattr(policy, "normalizer", None), "features", {}).get(ACTION_KEY)
+    stats = getattr(feature, "stats", None) or {}
+    keys = [k for k in ("min", "max", "mean", "std") if k in stats]
+    return {k: np.asarray(stats[k], dtype=float).reshape(-1).tolist() for k in keys}
 
 
 class LocalPolicySource:
     """A :class:`ChunkSource` backed by an in-process policy (``policies.load_policy``); torch loads lazily.
 
     ``device``: ``"cpu"``, ``"cuda"``, … (default: cuda when available). ``bf16``: autocast to bfloat16 on CUDA.
-    ``compile``: ``torch.compile`` the policy module's forward in place. ``steps``: sampling steps for
-    diffusion/flow heads (None: the policy's default).
+    ``compile``: ``torch.compile`` the modules that :meth:`request_batch` runs (see :data:`SERVED_MODULES`; True:
+    torch's default backend, inductor; a string or callable: that backend); :attr:`compiled` lists them.
+    ``steps``: sampling steps for diffusion/flow heads (None: the policy's default).
     """
 
     def __init__(
@@ -31,7 +60,7 @@ class LocalPolicySource:
         device: str | None = None,
         steps: int | None = None,
         bf16: bool = False,
-        compile: bool = False,
+        compile: bool | str | Callable = False,
         checkpoint: str = "",
     ):
         self.torch = torch
@@ -40,8 +69,7 @@ class LocalPolicySource:
         self.steps = steps
         self.bf16 = bool(bf16) and self.device.startswith("cuda")
         self.generator = None  # sampling noise: torch's global RNG until start_episode seeds one
-        if compile:  # compiles the module's forward in place (nn.Module.compile); attributes stay reachable
-            self.policy.compile()
+        self.compiled = compile_served_modules(self.policy, compile) if compile else []
         self.metadata = SourceMetadata(
             policy_type=str(getattr(getattr(policy, "config", None), "type", type(policy).__name__)),
             obs_spec=policy.obs_spec,
@@ -53,6 +81,9 @@ class LocalPolicySource:
             # the training windows start at the first observation step: chunk[n_obs_steps - 1] is "now"
             action_offset=-(int(policy.n_obs_steps) - 1),
             checkpoint_id=checkpoint,
+            takes_instruction=bool(getattr(policy, "takes_instruction", False)),
+            action=dict(getattr(policy, "action_semantics", None) or {}),
+            action_stats=action_statistics(policy),
         )
 
     @classmethod

@@ -163,6 +163,8 @@ class InstructionDataset(torch.utils.data.Dataset):
 class VLAPolicy(Policy):
     """Multi-task policy conditioned on a language instruction (see the module docstring)."""
 
+    takes_instruction = True
+
     def __init__(self, config: VLAConfig, obs_spec: Spec, action_spec: Spec, normalizer):
         super().__init__(config, obs_spec, action_spec, normalizer)
         ctx = config.context

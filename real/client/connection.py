@@ -118,8 +118,8 @@ class _Session:
         }
         if prefix is not None:
             message["prefix"] = np.asarray(prefix, dtype=np.float32)
-        if instruction is not None:
-            message["instruction"] = instruction
+        if instruction is not None and self.meta is not None and self.meta.takes_instruction:
+            message["instruction"] = instruction  # a policy that takes none refuses one
         if steps is not None:
             message["steps"] = int(steps)
         return request_id, pack(message)
@@ -234,7 +234,8 @@ class PolicyClient(_ClientBase):
 
     @property
     def last_timings(self) -> dict[str, float]:
-        """Timings of the last reply: decode_ms, queue_ms, infer_ms, encode_ms, server_ms, batch_size, rtt_ms."""
+        """Timings of the last reply: decode_ms, queue_ms, wait_ms, infer_ms, encode_ms, server_ms, batch_size,
+        rtt_ms."""
         return self.session.last_timings
 
     # -- requests -------------------------------------------------------------------------------------------
@@ -269,7 +270,13 @@ class PolicyClient(_ClientBase):
         instruction: str | None = None,
         steps: int | None = None,
     ) -> Reply:
-        """Send ``obs`` ``{key: (n_obs_steps, ...)}`` (taken at ``t_obs``, default now) and wait for the chunk."""
+        """Send ``obs`` ``{key: (n_obs_steps, ...)}`` (taken at ``t_obs``, default now) and wait for the chunk.
+
+        ``instruction`` is sent only when the served policy takes one (metadata ``takes_instruction``), so callers
+        may pass their task's instruction to any :class:`ChunkSource`.
+        """
+        if self.ws is None:
+            self.connect()  # the metadata decides what the request carries
         request_id, frame = self.session.infer_frame(obs, t_obs, prefix, instruction, steps)
         message, sent = self._exchange(request_id, frame)
         return self.session.reply(message, sent)
@@ -356,6 +363,8 @@ class AsyncPolicyClient(_ClientBase):
 
     async def infer(self, obs, t_obs=None, *, prefix=None, instruction=None, steps=None) -> Reply:
         """See :meth:`PolicyClient.infer`."""
+        if self.ws is None:
+            await self.connect()  # the metadata decides what the request carries
         request_id, frame = self.session.infer_frame(obs, t_obs, prefix, instruction, steps)
         message, sent = await self._exchange(request_id, frame)
         return self.session.reply(message, sent)

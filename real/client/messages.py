@@ -15,9 +15,13 @@ from manip.core.errors import ManipError
 from manip.real.client.protocol import PROTOCOL_VERSION, ProtocolError
 from manip.real.client.sources import SourceMetadata
 
-INFER_KEYS = {"type", "id", "obs", "t_obs", "instruction", "prefix", "steps"}
-REQUIRED_INFER_KEYS = ("id", "obs")
-REQUEST_TYPES = ("infer", "ping", "metadata")
+REQUEST_KEYS = {
+    "infer": ({"type", "id", "obs"}, {"t_obs", "instruction", "prefix", "steps"}),
+    "ping": ({"type", "id"}, set()),
+    "metadata": ({"type", "id"}, set()),
+}
+"""Per request type: (required keys, optional keys); any other key is refused."""
+REQUEST_TYPES = tuple(REQUEST_KEYS)
 
 
 @dataclass
@@ -43,7 +47,7 @@ def metadata_message(meta: SourceMetadata, **server: Any) -> dict:
 
 
 def error_message(request_id: Any, code: str, text: str) -> dict:
-    """An error reply; ``code`` is one of bad_frame, bad_request, too_large, unauthorized, internal."""
+    """An error reply; ``code`` is one of bad_frame, bad_request, overloaded, internal (docs/PROTOCOL.md)."""
     return {"type": "error", "id": request_id, "code": code, "error": text}
 
 
@@ -61,16 +65,21 @@ def chunk_message(request_id: Any, t_obs: float | None, chunk: Any, timings: Map
     }
 
 
+def check_keys(message: Mapping[str, Any], kind: str) -> None:
+    """Raise :class:`ManipError` naming them unless ``message`` has exactly the keys a ``kind`` request allows."""
+    required, optional = REQUEST_KEYS[kind]
+    unknown = sorted(map(str, set(message) - required - optional))
+    if unknown:
+        allowed = ", ".join(sorted(required | optional))
+        raise ManipError(f"unknown key(s) {', '.join(unknown)} for type '{kind}' (allowed: {allowed})")
+    missing = sorted(required - set(message))
+    if missing:
+        raise ManipError(f"missing key(s) {', '.join(missing)} for type '{kind}'")
+
+
 def parse_infer(message: Mapping[str, Any], meta: SourceMetadata) -> InferRequest:
     """Check an ``infer`` message against the policy's metadata; a problem raises :class:`ManipError` naming it."""
-    unknown = sorted(set(message) - INFER_KEYS)
-    if unknown:
-        raise ManipError(
-            f"unknown key(s) {', '.join(map(str, unknown))} (allowed: {', '.join(sorted(INFER_KEYS))})"
-        )
-    missing = [k for k in REQUIRED_INFER_KEYS if k not in message]
-    if missing:
-        raise ManipError(f"missing key(s) {', '.join(missing)}")
+    check_keys(message, "infer")
     obs = message["obs"]
     if not isinstance(obs, dict):
         raise ManipError(f"'obs' must be a map of arrays, got {type(obs).__name__}")
@@ -89,26 +98,39 @@ def parse_infer(message: Mapping[str, Any], meta: SourceMetadata) -> InferReques
     return InferRequest(
         id=message["id"],
         obs=checked,
-        t_obs=_optional_float(message, "t_obs"),
-        instruction=_optional_str(message, "instruction"),
+        t_obs=_optional_time(message, "t_obs"),
+        instruction=_parse_instruction(message.get("instruction"), meta),
         prefix=_parse_prefix(message.get("prefix"), meta),
         steps=_optional_steps(message),
     )
 
 
-def _optional_float(message: Mapping, key: str) -> float | None:
+def _optional_time(message: Mapping, key: str) -> float | None:
+    """A finite number of seconds (msgpack int or float; None when absent or nil)."""
     value = message.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ManipError(f"'{key}' must be a number, got {type(value).__name__}")
-    return float(value)
+    seconds = float(value)  # msgpack integers are at most 64 bits: always in float's range
+    if not np.isfinite(seconds):
+        raise ManipError(f"'{key}' must be a finite number of seconds, got {value!r}")
+    return seconds
 
 
-def _optional_str(message: Mapping, key: str) -> str | None:
-    value = message.get(key)
+def _parse_instruction(value: Any, meta: SourceMetadata) -> str | None:
+    """The language instruction: required when the policy takes one (``takes_instruction``), refused otherwise."""
     if value is not None and not isinstance(value, str):
-        raise ManipError(f"'{key}' must be a string, got {type(value).__name__}")
+        raise ManipError(f"'instruction' must be a string, got {type(value).__name__}")
+    if value is None and meta.takes_instruction:
+        raise ManipError(
+            f"the {meta.policy_type} policy needs an 'instruction' (metadata takes_instruction is true)"
+        )
+    if value is not None and not meta.takes_instruction:
+        raise ManipError(
+            f"the {meta.policy_type} policy takes no 'instruction' (metadata takes_instruction is false): "
+            "leave the key out"
+        )
     return value
 
 
@@ -137,7 +159,7 @@ def _parse_prefix(prefix: Any, meta: SourceMetadata) -> np.ndarray | None:
 
 
 def request_type(message: Mapping[str, Any]) -> str:
-    """The ``type`` of a client message (default ``infer``); an unknown type raises :class:`ProtocolError`."""
+    """The ``type`` of a client message; a missing or unknown type raises :class:`ProtocolError`."""
     kind = message.get("type")
     if kind not in REQUEST_TYPES:
         raise ProtocolError(f"unknown message type {kind!r} (expected one of {', '.join(REQUEST_TYPES)})")

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 NDARRAY_EXT = 1
 ALLOWED_KINDS = "biuf"  # bool, int, uint, float
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024

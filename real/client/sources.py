@@ -19,6 +19,19 @@ import numpy as np
 from manip.core.errors import ManipError
 from manip.core.specs import Spec
 
+DEFAULT_CONTROL_RATE = 20.0
+"""robosuite's control rate (Hz): assumed for a dataset that does not record its own."""
+ROBOSUITE_OSC_ACTION = {
+    "space": "ee_delta",
+    "frame": "base",
+    "position_scale": 0.05,
+    "rotation_scale": 0.5,
+    "rotation": "axis_angle",
+    "gripper": "last dim, -1 open, +1 closed",
+}
+"""What a robosuite OSC_POSE action means (the BASIC controller's input_ref_frame and output_max): a delta in
+[-1, 1]; target = current eef pose ⊕ delta·scale (the rotation pre-multiplied on the current orientation)."""
+
 
 class SourceUnavailable(ManipError):
     """The source cannot answer right now (e.g. the server is down); the caller holds and tries again later."""
@@ -39,6 +52,12 @@ class SourceMetadata:
     """Chunk action i is for time ``t_obs + (i + action_offset)·dt`` (Diffusion Policy: ``-(n_obs_steps - 1)``)."""
     checkpoint_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    takes_instruction: bool = False
+    """Whether each request carries a language instruction (the VLA); a source that takes none ignores it."""
+    action: dict[str, Any] = field(default_factory=dict)
+    """What the actions mean (:data:`ROBOSUITE_OSC_ACTION` is an example); empty when the checkpoint does not say."""
+    action_stats: dict[str, Any] = field(default_factory=dict)
+    """The training actions' per-dimension statistics (``min``, ``max``, ``mean``, ``std`` lists); may be empty."""
 
     @property
     def action_dim(self) -> int:
@@ -57,6 +76,9 @@ class SourceMetadata:
             "action_offset": self.action_offset,
             "checkpoint_id": self.checkpoint_id,
             "extra": dict(self.extra),
+            "takes_instruction": self.takes_instruction,
+            "action": dict(self.action),
+            "action_stats": dict(self.action_stats),
         }
 
     @classmethod
@@ -74,6 +96,9 @@ class SourceMetadata:
                 action_offset=int(raw.get("action_offset", 0)),
                 checkpoint_id=str(raw.get("checkpoint_id", "")),
                 extra=dict(raw.get("extra") or {}),
+                takes_instruction=bool(raw.get("takes_instruction", False)),
+                action=dict(raw.get("action") or {}),
+                action_stats=dict(raw.get("action_stats") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManipError(f"source metadata is missing or has a bad value for {exc}") from None

@@ -31,9 +31,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-batch", type=int, default=16, help="most requests per forward pass (1: no batching)"
     )
-    parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long to wait for more requests")
     parser.add_argument(
-        "--max-frame-bytes", type=int, default=16 * 1024 * 1024, help="largest accepted frame"
+        "--batch-wait-ms",
+        type=float,
+        default=2.0,
+        help="longest wait for more requests before a forward pass, only while another client is active "
+        "(default 2)",
+    )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="largest accepted message, all its websocket frames together (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=1024,
+        help="requests waiting for the model beyond which new ones get an 'overloaded' reply (default 1024)",
     )
     parser.add_argument(
         "--device", default=None, help="torch device (default: cuda when available, else cpu)"
@@ -41,7 +56,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bf16", action="store_true", help="autocast the forward pass to bfloat16 (CUDA only)"
     )
-    parser.add_argument("--compile", action="store_true", help="torch.compile the policy")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the modules serving runs (encoders, backbone); compiles during warm-up",
+    )
     parser.add_argument("--steps", type=int, default=None, help="sampling steps for diffusion/flow heads")
     parser.add_argument("--warmup", type=int, default=2, help="forward passes before accepting clients")
     parser.add_argument("--synthetic-ms", type=float, default=0.0, help="simulated model time of --synthetic")
@@ -76,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             "max_batch": args.max_batch,
             "batch_wait_ms": args.batch_wait_ms,
             "max_frame_bytes": args.max_frame_bytes,
+            "max_queue": args.max_queue,
             "warmup": args.warmup,
         },
         source="options",

@@ -66,3 +66,36 @@ def checkpoint_server(tiny_checkpoint):
     """``manip serve --checkpoint`` on the tiny real policy."""
     with start_server(["--checkpoint", str(tiny_checkpoint), "--port", "0", "--batch-wait-ms", "20"]) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def vla_checkpoint(tmp_path_factory):
+    """A real (untrained, tiny) VLA checkpoint on the low-dim synthetic spec: it takes a language instruction."""
+    import numpy as np
+
+    from manip.data.normalizer import Normalizer
+    from manip.policies.config import POLICY_TYPES, parse_policy_config
+    from manip.real.synthetic import synthetic_metadata
+
+    meta = synthetic_metadata("lowdim", horizon=8)
+    rng = np.random.default_rng(0)
+    data = {f.name: rng.normal(size=(64, *f.shape)).astype(np.float32) for f in meta.obs_spec.features}
+    data["action"] = rng.uniform(-1, 1, size=(64, 7)).astype(np.float32)
+    normalizer = Normalizer.fit([data], dict.fromkeys(data, "minmax"))
+    config = parse_policy_config(
+        {
+            "type": "vla",
+            "obs_keys": meta.obs_spec.names,
+            "n_obs_steps": 2,
+            "horizon": 8,
+            "n_action_steps": 4,
+            "encoders": {"language": {"max_length": 16}},
+            "context": {"d_model": 32, "n_layers": 1, "n_heads": 4, "readouts": 2},
+            "backbone": {"name": "mlp"},
+            "head": {"name": "flow", "default_steps": 2},
+        }
+    )
+    policy = POLICY_TYPES.get(config.type).cls(config, meta.obs_spec, meta.action_spec, normalizer)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-vla"
+    policy.save_pretrained(path)
+    return path

@@ -29,7 +29,16 @@ from manip.real.client.loop import ChunkedController, executor_config_for
 from manip.real.client.protocol import PROTOCOL_VERSION, pack, unpack
 from manip.real.synthetic import synthetic_obs
 
-EXPECTED_TIMINGS = {"decode_ms", "queue_ms", "infer_ms", "encode_ms", "server_ms", "batch_size", "rtt_ms"}
+EXPECTED_TIMINGS = {
+    "decode_ms",
+    "queue_ms",
+    "wait_ms",
+    "infer_ms",
+    "encode_ms",
+    "server_ms",
+    "batch_size",
+    "rtt_ms",
+}
 
 
 def expected_chunk(value: float) -> np.ndarray:
@@ -261,7 +270,10 @@ def test_sim_loop_through_the_server_stays_aligned_under_injected_delay(lowdim_s
     with PolicyClient(lowdim_server.url) as client:
         for mode in ("async", "rtc"):
             ctl = ChunkedController(
-                client, executor_config_for(client.metadata, mode=mode), InjectedDelay(0.1, 0.05, seed=1)
+                client,
+                executor_config_for(client.metadata, mode=mode),
+                InjectedDelay(0.1, 0.05, seed=1),
+                instruction="lift the cube",  # as sim passes its task's: left out for this policy
             )
             dt = 1 / client.metadata.control_rate
             out = [ctl.act(step_obs(float(k)), k * dt) for k in range(30)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgpack
 import numpy as np
 import pytest
 
 from manip.core.errors import ManipError
-from manip.real.client.messages import parse_infer, request_type
+from manip.real.client.messages import check_keys, parse_infer, request_type
 from manip.real.client.protocol import NDARRAY_EXT, ProtocolError, pack, unpack
 from manip.real.synthetic import synthetic_metadata
 
@@ -100,6 +102,9 @@ def test_parse_infer_accepts_a_good_request_and_casts_dtypes():
         (lambda m: m["obs"].update(object=np.full((2, 10), np.nan)), "NaN"),
         (lambda m: m["obs"].update(object=[0.0] * 10), "not ndarrays"),
         (lambda m: m.update(t_obs="now"), "'t_obs' must be a number"),
+        (lambda m: m.update(t_obs=float("nan")), "'t_obs' must be a finite number"),
+        (lambda m: m.update(t_obs=float("-inf")), "'t_obs' must be a finite number"),
+        (lambda m: m.update(instruction="lift the cube"), "takes no 'instruction'"),
         (lambda m: m.update(prefix=np.zeros((20, 7))), "'prefix' has shape"),
         (lambda m: m.update(prefix=np.full((2, 7), np.inf)), "finite"),
         (lambda m: m.update(steps=0), "'steps'"),
@@ -111,6 +116,27 @@ def test_parse_infer_names_the_problem(change, words):
     change(message)
     with pytest.raises(ManipError, match=words):
         parse_infer(message, META)
+
+
+def test_t_obs_may_be_an_integer_number_of_seconds():
+    assert parse_infer({"type": "infer", "id": 1, "obs": good_obs(), "t_obs": 3}, META).t_obs == 3.0
+
+
+def test_a_policy_that_takes_an_instruction_requires_one():
+    meta = dataclasses.replace(META, takes_instruction=True)
+    message = {"type": "infer", "id": 1, "obs": good_obs()}
+    with pytest.raises(ManipError, match="needs an 'instruction'"):
+        parse_infer(message, meta)
+    assert parse_infer({**message, "instruction": "lift the cube"}, meta).instruction == "lift the cube"
+
+
+@pytest.mark.parametrize("kind", ["ping", "metadata"])
+def test_every_request_type_has_exactly_its_keys(kind):
+    check_keys({"type": kind, "id": 1}, kind)
+    with pytest.raises(ManipError, match=f"unknown key.*extra for type '{kind}'"):
+        check_keys({"type": kind, "id": 1, "extra": 0}, kind)
+    with pytest.raises(ManipError, match=f"missing key.*id for type '{kind}'"):
+        check_keys({"type": kind}, kind)
 
 
 def test_message_type_is_required():
