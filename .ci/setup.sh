@@ -18,8 +18,8 @@ done
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # 1. System libraries: headless GL for MuJoCo (EGL/OSMesa), libusb for librealsense, ffmpeg for videos,
-#    Xvfb + xdotool for the teleop tests (a virtual display and real key events).
-apt_pkgs=(libosmesa6 libegl1 libgl1-mesa-dri libglx-mesa0 libusb-1.0-0 ffmpeg xvfb xdotool)
+#    Xvfb + xdotool for the teleop tests (a virtual display and real key events), Chromium for the HTML page tests.
+apt_pkgs=(libosmesa6 libegl1 libgl1-mesa-dri libglx-mesa0 libusb-1.0-0 ffmpeg xvfb xdotool chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 source .ci/python.sh  # PYTHON: python3, or python3.11 where python3 is 3.10 (zarr 3.1 needs 3.11)

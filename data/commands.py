@@ -4,6 +4,8 @@ manip data info PATH [--json]
 manip data validate PATH [--require KEY ...]
 manip data convert SRC DST [--zarr-format {2,3}]
 manip data merge SRC SRC [SRC ...] --out DST [--keys K,K,...]
+manip data export STORE --format {lerobot,robomimic} OUT [--fps HZ] [--crf N]
+manip data view STORE --out DIR
 """
 
 from __future__ import annotations
@@ -56,7 +58,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "recover", help="commit the partial episode an interrupted recorder left behind (marked recovered)"
     )
     recover.add_argument("path", metavar="PATH", help="Zarr store (directory or .zarr.zip)")
-    for sub_parser in (info, validate, convert, merge, recover):
+    export = sub.add_parser("export", help="write a store as a LeRobot v3 dataset or a robomimic HDF5 file")
+    export.add_argument("path", metavar="STORE", help="Zarr store (directory or .zarr.zip)")
+    export.add_argument("--format", required=True, choices=("lerobot", "robomimic"), help="output format")
+    export.add_argument(
+        "out", metavar="OUT", help="new dataset directory (lerobot) or .hdf5 file (must not exist)"
+    )
+    export.add_argument("--fps", type=float, default=None, help="steps per second (default: the store's)")
+    export.add_argument(
+        "--crf",
+        type=int,
+        default=None,
+        help="video quality for lerobot cameras (lower is better; default 18)",
+    )
+    view = sub.add_parser("view", help="write a static HTML page to browse a store's episodes")
+    view.add_argument("path", metavar="STORE", help="Zarr store (directory or .zarr.zip)")
+    view.add_argument("--out", required=True, metavar="DIR", help="directory for index.html and its videos")
+    view.add_argument("--episodes", type=int, default=None, help="show the first N episodes (default: all)")
+    for sub_parser in (info, validate, convert, merge, recover, export, view):
         sub_parser.error = parser.error  # one-line errors like the rest of the CLI
     parser.set_defaults(data_command=None)
 
@@ -68,10 +87,14 @@ def run(args: argparse.Namespace) -> int:
         "convert": run_convert,
         "merge": run_merge,
         "recover": run_recover,
+        "export": run_export,
+        "view": run_view,
     }
     command = commands.get(args.data_command)
     if command is None:
-        raise ManipError("needs a command: info, validate, convert, merge or recover (see manip data --help)")
+        raise ManipError(
+            "needs a command: info, validate, convert, merge, recover, export or view (see manip data --help)"
+        )
     return command(args)
 
 
@@ -79,7 +102,7 @@ def run_info(args: argparse.Namespace) -> int:
     from manip.data.info import format_info, store_info
     from manip.data.store import EpisodeStore
 
-    with EpisodeStore.open(args.path) as store:
+    with EpisodeStore.open(args.path, skip_unreadable=True) as store:
         info = store_info(store)
         print(json.dumps(info) if args.json else format_info(store, info))
     return 0
@@ -109,6 +132,37 @@ def run_convert(args: argparse.Namespace) -> int:
             f"{args.dst}: {store.num_episodes} episodes, {store.num_steps} steps from {converter.name} "
             f"({args.src}), zarr v{store.zarr_format}"
         )
+        skipped = store.attrs.get("skipped_groups")
+        if skipped:
+            print(f"note: not copied (not per-step observations): {', '.join(f'{g}/' for g in skipped)}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from manip.core.progress import progress_enabled
+    from manip.data.exporters import export
+
+    options = {}
+    if args.crf is not None:
+        from manip.data.video import VideoSettings
+
+        if args.format != "lerobot":
+            raise ManipError("--crf applies to --format lerobot (robomimic keeps frames exactly)")
+        options["video"] = VideoSettings(crf=args.crf)
+    summary = export(args.path, args.format, args.out, fps=args.fps, quiet=not progress_enabled(), **options)
+    line = f"{args.out}: {summary['episodes']} episodes, {summary['frames']} steps as {args.format}"
+    psnr = summary.get("psnr_db") or {}
+    if psnr:
+        line += "; video PSNR " + ", ".join(f"{k} {v:.1f} dB" for k, v in psnr.items())
+    print(line)
+    return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    from manip.data.view.store_page import write_store_page
+
+    page = write_store_page(args.path, args.out, max_episodes=args.episodes)
+    print(f"{page}: open it in a browser")
     return 0
 
 
@@ -142,7 +196,10 @@ def run_recover(args: argparse.Namespace) -> int:
 
 VERB = Verb(
     help="inspect, validate and convert Zarr datasets",
-    description="Inspect (info), check (validate), convert (convert) and merge (merge) episode stores.",
+    description=(
+        "Inspect (info), check (validate), convert (convert), merge (merge), export (export) and browse (view) "
+        "episode stores."
+    ),
     configure=configure,
     run=run,
 )

@@ -49,6 +49,7 @@ class ChunkDataset(torch.utils.data.Dataset):
         seed: int = 0,
         max_train_episodes: int | None = None,
         frame_memory_bytes: int = FRAME_MEMORY_BYTES,
+        filter_key: str | None = None,
         _validation: bool = False,
     ):
         self.store = store if isinstance(store, EpisodeStore) else EpisodeStore.open(store)
@@ -74,9 +75,16 @@ class ChunkDataset(torch.utils.data.Dataset):
             val_ratio=val_ratio,
             seed=seed,
             frame_memory_bytes=frame_memory_bytes,
+            filter_key=filter_key,
         )
         val = validation_mask(self.store.num_episodes, val_ratio, seed)
-        train = ~val
+        if filter_key is not None:  # only the episodes the filter key selects, in both splits
+            from manip.data.filter_keys import filter_key_mask
+
+            val &= filter_key_mask(self.store, filter_key)
+            train = ~val & filter_key_mask(self.store, filter_key)
+        else:
+            train = ~val
         if max_train_episodes is not None and train.sum() > max_train_episodes:
             keep = np.random.default_rng(seed).choice(
                 np.flatnonzero(train), max_train_episodes, replace=False

@@ -60,6 +60,53 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+CODEC_PACKAGES = {"zfpy": "zfpy", "pcodec": "pcodec", "blosc2": "blosc2", "bitround": "numcodecs"}
+"""pip packages that register a numcodecs codec, by codec id (``imagecodecs_*`` ids come from imagecodecs)."""
+
+
+def missing_codec(exc: BaseException) -> str | None:
+    """The codec id an array needs but this environment lacks, when ``exc`` (or its cause) says so."""
+    import re
+
+    seen = exc
+    while seen is not None:
+        codec = getattr(seen, "codec_id", None)
+        if isinstance(codec, str):
+            return codec.strip("'\"")
+        match = re.search(r"(?:codec not available|Unknown codec)\W+([\w.\-]+)", str(seen))
+        if match:
+            return match.group(1).rsplit(".", 1)[-1]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def codec_hint(codec: str) -> str:
+    """A one-line install hint for the numcodecs codec ``codec``."""
+    package = "imagecodecs" if codec.startswith("imagecodecs") else CODEC_PACKAGES.get(codec)
+    install = f"pip install {package}" if package else "install the package that registers it with numcodecs"
+    return f"needs the codec {codec}, which this environment lacks: {install}"
+
+
+def _zip_folder_hint(path: Path) -> str:
+    """A hint when the zip ``path`` holds the store inside a folder instead of at its root (else "")."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return ""
+    roots = sorted(
+        {n.rsplit("/", 1)[0] for n in names if n.endswith(("/zarr.json", "/.zgroup")) and n.count("/") == 1}
+    )
+    if not roots:
+        return ""
+    return (
+        f"; the zip holds the store in the folder '{roots[0]}/': zip the folder's contents instead "
+        f"(cd {roots[0]} && zip -r0 ../{path.name} .) or unzip it and pass {roots[0]}"
+    )
+
+
 def open_root(path: Path, mode: str):
     """Open the root Zarr group at ``path`` (directory or zip); one-line :class:`ManipError` on failure."""
     zarr = _zarr()
@@ -84,7 +131,8 @@ def open_root(path: Path, mode: str):
     try:
         return zarr.open_group(store, mode="r" if mode == "r" else "r+", use_consolidated=False)
     except FileNotFoundError:
-        raise ManipError(f"{path}: not a Zarr store (no zarr.json or .zgroup at its root)") from None
+        hint = _zip_folder_hint(path) if is_zip(path) else ""
+        raise ManipError(f"{path}: not a Zarr store (no zarr.json or .zgroup at its root){hint}") from None
     except Exception as exc:
         raise ManipError(f"{path}: cannot read the Zarr metadata ({_describe(exc)})") from None
 
@@ -136,10 +184,13 @@ def _json_meta(meta: Mapping[str, Any], where: str) -> str:
 class EpisodeStore:
     """Episodes of per-step arrays in one Zarr store. Use :meth:`create` or :meth:`open`, not the constructor."""
 
-    def __init__(self, root, path: Path, mode: str):
+    def __init__(self, root, path: Path, mode: str, skip_unreadable: bool = False):
         self._root = root
         self.path = path
         self.mode = mode
+        self._skip_unreadable = skip_unreadable
+        self.unreadable: dict[str, str] = {}
+        """Arrays left out because this environment lacks their codec (``skip_unreadable``): key → reason."""
         self.zarr_format = int(root.metadata.zarr_format)
         self._ends_array = _writing_every_chunk(open_array(root, EPISODE_ENDS, path))
         try:
@@ -177,9 +228,17 @@ class EpisodeStore:
         return cls(root, path, "a")
 
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r") -> EpisodeStore:
-        """Open an existing store read-only (``"r"``) or for appending (``"a"``)."""
+    def open(cls, path: str | Path, mode: str = "r", *, skip_unreadable: bool = False) -> EpisodeStore:
+        """Open an existing store read-only (``"r"``) or for appending (``"a"``).
+
+        An array whose codec this environment lacks is an error naming the codec and its package; with
+        ``skip_unreadable`` (read-only) it is left out instead and listed in :attr:`unreadable`.
+        """
         path = Path(path)
+        if skip_unreadable:
+            if mode != "r":
+                raise ManipError(f"{path}: skip_unreadable needs mode 'r'")
+            return cls(open_root(path, mode), path, mode, skip_unreadable=True)
         if mode not in ("r", "a"):
             raise ManipError(f"{path}: mode must be 'r' or 'a', got '{mode}'")
         if mode == "a" and is_zip(path) and path.is_file():
@@ -199,7 +258,13 @@ class EpisodeStore:
         names = _member_names(self._root, "data", self.path)
         arrays = {}
         for name in names:
-            node = self._open_member(f"data/{name}")
+            try:
+                node = self._open_member(f"data/{name}")
+            except ManipError as exc:
+                if not self._skip_unreadable or "needs the codec" not in str(exc):
+                    raise
+                self.unreadable[name] = str(exc).split(": ", 1)[-1]
+                continue
             if node is not None and hasattr(node, "shape"):
                 if not node.shape:
                     raise ManipError(
@@ -214,6 +279,9 @@ class EpisodeStore:
         except KeyError:  # no metadata: a stray file (e.g. an interrupted write's temp file), not a member
             return None
         except Exception as exc:
+            codec = missing_codec(exc)
+            if codec:
+                raise ManipError(f"{self.path}/{key}: {codec_hint(codec)}") from None
             raise ManipError(f"{self.path}/{key}: cannot open ({_describe(exc)})") from None
 
     def close(self) -> None:

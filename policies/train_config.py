@@ -18,12 +18,15 @@ class DataConfig(StrictConfig):
     ``max_episodes``: train on at most N episodes (a seeded draw); ``frame_memory_gb``: camera arrays are decoded
     into RAM once when together they fit in this many GiB (much faster sampling), else read frame by frame;
     ``task_weights``: each task's share of a batch in a multi-task store, e.g. ``{Lift: 1, Stack: 2}`` (every task
-    of the store named; see :mod:`manip.data.mixture`); unset, every window is equally likely."""
+    of the store named; see :mod:`manip.data.mixture`); unset, every window is equally likely;
+    ``filter_key``: train only on the episodes of that filter key (robomimic's ``mask/<key>``, e.g. ``20_percent``;
+    ``manip data info`` lists them)."""
 
     path: str
     max_episodes: int | None = None
     frame_memory_gb: float = Field(1.0, ge=0)
     task_weights: dict[str, PositiveFloat] | None = None
+    filter_key: str | None = None
 
 
 class RolloutConfig(StrictConfig):

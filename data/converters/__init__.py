@@ -26,6 +26,7 @@ from pathlib import Path
 
 from manip.core.errors import ManipError
 from manip.core.registry import Registry
+from manip.data.lerobot_v3 import is_lerobot_v3
 
 Matcher = Callable[[Path], bool]
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -88,6 +89,12 @@ for _converter in (
         "manip.data.converters.robomimic:convert",
         any_of(by_suffix(".hdf5", ".h5"), file_starting_with(HDF5_MAGIC)),
         "robomimic HDF5 file",
+    ),
+    Converter(
+        "lerobot",
+        "manip.data.converters.lerobot:convert",
+        is_lerobot_v3,
+        "LeRobot v3.x dataset directory (meta/info.json) or hub snapshot",
     ),
     Converter(
         "zarr",

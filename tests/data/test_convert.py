@@ -149,7 +149,13 @@ def test_registry_picks_by_suffix_and_content(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(ManipError, match="not a format manip can convert"):
         find_converter(tmp_path / "x.txt")
-    assert {c.name for c in converters()} >= {"robomimic", "zarr", "rosbag2"}
+    (tmp_path / "lerobot" / "meta").mkdir(parents=True)
+    (tmp_path / "lerobot" / "meta" / "info.json").write_text('{"codebase_version": "v3.0"}')
+    assert find_converter(tmp_path / "lerobot").name == "lerobot"
+    (tmp_path / "lerobot" / "meta" / "info.json").write_text('{"codebase_version": "v2.1"}')
+    with pytest.raises(ManipError, match=r"LeRobot v3\.x dataset directory"):
+        find_converter(tmp_path / "lerobot")
+    assert {c.name for c in converters()} >= {"robomimic", "zarr", "rosbag2", "lerobot"}
 
 
 def test_robomimic_bad_files(tmp_path):
