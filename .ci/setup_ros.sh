@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make ./.venv-ros: unofficial rclpy wheels (ROS 2 Kilted, Fast DDS) + message packages + the light manip client
-# and the Zarr recorder, for tests that run the real ROS node here. Labs use their own ROS install instead (see
-# README "Real robot"). Idempotent: a stamp of the inputs makes a second run a no-op.
+# Make ./.venv-ros: unofficial rclpy wheels (ROS 2 Kilted, Fast DDS) + message packages + the light manip client,
+# the Zarr recorder and the simulated robot (robosuite + MuJoCo, no torch), for tests that run the real ROS nodes
+# here. Labs use their own ROS install instead (see README "Real robot"). Idempotent: a stamp of the inputs makes
+# a second run a no-op.
 # The wheels' .pth re-launches Python with LD_LIBRARY_PATH set, which is why this venv stays separate from .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,11 @@ pkgs=("ros-rclpy[fastrtps]==9.1.2" ros-sensor-msgs ros-std-msgs ros-trajectory-m
   ros-diagnostic-msgs ros-geometry-msgs)
 echo "[setup] pip (ROS venv): ${pkgs[*]}" >&2
 "$py" -m pip install "${pip_quiet[@]}" "${pkgs[@]}" 2>&1 | grep -v 'is ignored' || true
-# The light client (numpy, msgpack, websockets; no torch) and zarr for the recorder node.
-"$py" -m pip install "${pip_quiet[@]}" -e ".[client,data]" 2>&1 | grep -v 'is ignored' || true
-env ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "$py" -c 'import rclpy, sensor_msgs.msg, trajectory_msgs.msg, std_srvs.srv, diagnostic_msgs.msg, geometry_msgs.msg, zarr, manip.real.client, manip.data' \
+# The light client (numpy, msgpack, websockets; no torch), zarr for the recorder node and manip[sim] (MuJoCo) for
+# the simulated robot node; robosuite declares numpy<2 and GUI OpenCV, so it goes in --no-deps as in setup.sh.
+"$py" -m pip install "${pip_quiet[@]}" -e ".[client,data,sim]" 2>&1 | grep -v 'is ignored' || true
+"$py" -m pip install "${pip_quiet[@]}" --no-deps robosuite==1.5.2 2>&1 | grep -v 'is ignored' || true
+env ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST MUJOCO_GL=egl "$py" -c 'import rclpy, sensor_msgs.msg, trajectory_msgs.msg, std_srvs.srv, diagnostic_msgs.msg, geometry_msgs.msg, zarr, manip.real.client, manip.data; from manip.sim.render import import_robosuite; import_robosuite()' \
   || { echo "setup_ros.sh: the ROS venv install did not complete (see the pip output above)" >&2; exit 1; }
 rm -f "$venv"/.manip-stamp-*
 touch "$venv/.manip-stamp-$stamp"

@@ -1,7 +1,8 @@
 """Checkpoint directories: ``model.safetensors`` (weights) + ``config.json`` (everything else). No pickle.
 
 ``config.json`` holds the policy type, its full config (architecture, horizons), the observation and action
-specs, the normalizer statistics and the versions that wrote it. ``load_policy`` rebuilds the policy from it
+specs, the normalizer statistics, the versions that wrote it and, for a trained policy, what its actions mean
+(``control_rate`` in Hz and ``action``: space, frame, scales, gripper; see :func:`set_action_semantics`). ``load_policy`` rebuilds the policy from it
 and loads the weights strictly, so a round trip predicts exactly what the saved policy did.
 """
 
@@ -33,6 +34,24 @@ def _versions() -> dict[str, str]:
     return {"manip": manip, "torch": torch.__version__, "python": platform.python_version()}
 
 
+def set_action_semantics(policy, control_rate: float | None, action: dict | None) -> None:
+    """Attach what ``policy``'s actions mean: the control rate they were recorded at (Hz) and the action dict
+    (space, frame, scales, gripper; docs/PROTOCOL.md). :func:`save_pretrained` writes them into ``config.json``
+    (``control_rate``, ``action``), :func:`load_policy` restores them and serving sends them in its metadata."""
+    policy.control_rate = float(control_rate) if control_rate else None
+    policy.action_semantics = dict(action or {})
+
+
+def _semantics_json(policy) -> dict:
+    """``config.json``'s ``control_rate`` and ``action`` keys, for a policy that has them."""
+    out = {}
+    if getattr(policy, "control_rate", None):
+        out["control_rate"] = float(policy.control_rate)
+    if getattr(policy, "action_semantics", None):
+        out["action"] = dict(policy.action_semantics)
+    return out
+
+
 def policy_metadata(policy) -> dict:
     """The JSON description of ``policy`` that :func:`load_policy` rebuilds it from."""
     return {
@@ -49,6 +68,7 @@ def policy_metadata(policy) -> dict:
             "n_action_steps": policy.n_action_steps,
         },
         "versions": _versions(),
+        **_semantics_json(policy),
     }
 
 
@@ -88,12 +108,14 @@ def build_policy(meta: dict, where: str = "checkpoint"):
 
     config = parse_policy_config(meta["policy"], where=f"{where}: policy")
     entry = POLICY_TYPES.get(config.type)
-    return entry.cls(
+    policy = entry.cls(
         config,
         Spec.from_json(meta["obs_spec"]),
         Spec.from_json(meta["action_spec"]),
         Normalizer.from_json(meta["normalizer"]),
     )
+    set_action_semantics(policy, meta.get("control_rate"), meta.get("action"))
+    return policy
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu", meta: dict | None = None):

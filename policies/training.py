@@ -15,6 +15,7 @@ from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec, Spec
 from manip.data.layout import is_frame
 from manip.policies.base import ACTION_KEY
+from manip.policies.checkpoint import set_action_semantics
 from manip.policies.config import POLICY_TYPES
 from manip.policies.train_config import TrainConfig
 from manip.policies.trainer import RolloutFn, Trainer, seed_everything
@@ -33,8 +34,25 @@ def specs_from_store(store, obs_keys, action_key: str = ACTION_KEY) -> tuple[Spe
     return Spec(tuple(features)), Spec((FeatureSpec(ACTION_KEY, shape),))
 
 
-def build_policy_and_dataset(config: TrainConfig):
-    """The training dataset and a fresh policy whose normalizer is fitted on that dataset's episodes."""
+def action_semantics_of(store, quiet: bool = False) -> tuple[float, dict]:
+    """``(control_rate, action)`` the store records (attributes ``control_rate``, ``action_semantics``); a store
+    without them gets robosuite's OSC_POSE defaults at 20 Hz, with a printed note."""
+    from manip.real.client.sources import DEFAULT_CONTROL_RATE, ROBOSUITE_OSC_ACTION
+
+    attrs = store.attrs
+    rate, action = attrs.get("control_rate"), attrs.get("action_semantics")
+    missing = [name for name, value in (("control_rate", rate), ("action_semantics", action)) if not value]
+    if missing and not quiet:
+        print(
+            f"note: {store.path} does not record {' or '.join(missing)}; assuming robosuite OSC_POSE deltas "
+            f"at {DEFAULT_CONTROL_RATE:g} Hz"
+        )
+    return float(rate or DEFAULT_CONTROL_RATE), dict(action or ROBOSUITE_OSC_ACTION)
+
+
+def build_policy_and_dataset(config: TrainConfig, quiet: bool = False):
+    """The training dataset and a fresh policy whose normalizer is fitted on that dataset's episodes (and which
+    carries the dataset's action semantics: :func:`action_semantics_of`)."""
     from manip.data.dataset import ChunkDataset
     from manip.data.normalizer import Normalizer
 
@@ -48,6 +66,7 @@ def build_policy_and_dataset(config: TrainConfig):
         seed=config.trainer.seed,
         max_train_episodes=config.data.max_episodes,
         frame_memory_bytes=int(config.data.frame_memory_gb * (1 << 30)),
+        filter_key=config.data.filter_key,
     )
     obs_spec, action_spec = specs_from_store(dataset.store, pc.obs_keys)
     lowdim = [f.name for f in obs_spec.of_kind("lowdim")]
@@ -59,6 +78,7 @@ def build_policy_and_dataset(config: TrainConfig):
     modes = {key: pc.normalizer.get(key, "minmax") for key in [*lowdim, ACTION_KEY]}
     normalizer = Normalizer.fit(dataset.iter_episodes([*lowdim, ACTION_KEY]), modes)
     policy = POLICY_TYPES.get(pc.type).cls(pc, obs_spec, action_spec, normalizer)
+    set_action_semantics(policy, *action_semantics_of(dataset.store, quiet))
     return policy, policy.training_dataset(dataset)
 
 
@@ -98,11 +118,13 @@ def run_training(
         raise ManipError(f"{saved}: the config differs from the run being resumed")
     saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
     seed_everything(config.trainer.seed)  # the initial weights are a function of the seed
-    policy, dataset = build_policy_and_dataset(config)
+    policy, dataset = build_policy_and_dataset(config, quiet=quiet)
     if config.init_from and not resume:  # on resume, the saved state already holds the weights
         from manip.policies.checkpoint import load_for_finetuning
 
-        policy = load_for_finetuning(config.init_from, like=policy)
+        fresh = policy
+        policy = load_for_finetuning(config.init_from, like=fresh)
+        set_action_semantics(policy, fresh.control_rate, fresh.action_semantics)  # this run's data decides
     weights = None
     if config.data.task_weights:
         weights = mixture_weights(dataset, config.data.task_weights, quiet=quiet)

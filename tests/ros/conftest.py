@@ -61,12 +61,16 @@ def ros_env():
 
 
 class Server:
-    """``manip serve --synthetic image`` on 127.0.0.1, a free port (with a token when ``token_file`` is given)."""
+    """``manip serve --synthetic image`` on 127.0.0.1, a free port (with a token when ``token_file`` is given;
+    ``port``: a fixed one; ``checkpoint``: serve that checkpoint instead of the stand-in)."""
 
-    def __init__(self, tmp: Path, token_file: Path | None = None):
+    def __init__(
+        self, tmp: Path, token_file: Path | None = None, port: int = 0, checkpoint: Path | None = None
+    ):
         self.log = tmp / "server.log"
         self.handle = self.log.open("w")
         auth = ["--token-file", str(token_file)] if token_file else []
+        policy = ["--checkpoint", str(checkpoint)] if checkpoint else ["--synthetic", "image"]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -74,10 +78,9 @@ class Server:
                 "-m",
                 "manip.cli.main",
                 "serve",
-                "--synthetic",
-                "image",
+                *policy,
                 "--port",
-                "0",
+                str(port),
                 "--warmup",
                 "0",
                 *auth,
@@ -112,6 +115,8 @@ def server(tmp_path_factory):
 
 CAMERAS = [["/cam/agentview", 120, 160], ["/cam/wrist", 96, 96]]
 JOINTS = [f"j{i}" for i in range(1, 10)]  # 7 arm joints + 2 fingers: the stand-in's 9-D robot0_proprio
+# actuating needs limits and the stand-in records no action statistics: limits it never reaches
+WIDE_LIMITS = Path(__file__).with_name("wide_limits.yaml")
 
 
 def node_params(url: str, **overrides) -> dict:
@@ -130,6 +135,8 @@ def node_params(url: str, **overrides) -> dict:
         "max_frame_age_s": 0.3,
         "reconnect_interval_s": 0.2,
         "diagnostics_period_s": 0.5,
+        "safety_file": str(WIDE_LIMITS),
+        "allow_rate_mismatch": True,  # the stand-in says 20 Hz; these tests run at 10 Hz
     }
     params.update(overrides)
     return params

@@ -29,7 +29,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Bool, Float64
+from std_msgs.msg import Bool, Float32MultiArray, Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -57,6 +57,15 @@ class Robot(Node):
             t: self.create_publisher(image_type, t, qos_profile_sensor_data) for t, _, _ in config["cameras"]
         }
         self.joint_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        # optional: an end-effector pose {"topic", "position", "quaternion", "frame_id"} and Float64MultiArray
+        # topics {topic: data}, published with the joint states
+        self.eef = config.get("eef_pose")
+        if self.eef:
+            self.eef_pub = self.create_publisher(PoseStamped, self.eef["topic"], qos_profile_sensor_data)
+        self.array_pubs = {
+            topic: (self.create_publisher(Float64MultiArray, topic, qos_profile_sensor_data), data)
+            for topic, data in config.get("arrays", {}).items()
+        }
         self.create_timer(1.0 / 30, self.publish)
         record = self.record
         if config.get("pose_topic"):
@@ -84,6 +93,7 @@ class Robot(Node):
             DiagnosticStatus, "/recorder_node/status", lambda m: record("recorder", m), 50
         )
         self.create_subscription(DiagnosticArray, "/diagnostics", lambda m: record("diagnostics", m), 50)
+        self.create_subscription(Float32MultiArray, f"{NODE}/chunk", lambda m: record("chunk", m), 50)
         self.enable_client = self.create_client(SetBool, f"{NODE}/enable")
         self.reset_client = self.create_client(Trigger, f"{NODE}/reset")
 
@@ -104,6 +114,15 @@ class Robot(Node):
         joints = JointState(name=list(s["joint_names"]), position=[float(p) for p in s["positions"]])
         joints.header.stamp = stamp
         self.joint_pub.publish(joints)
+        if self.eef:
+            pose = PoseStamped()
+            pose.header.stamp, pose.header.frame_id = stamp, self.eef.get("frame_id", "world")
+            p, q = pose.pose.position, pose.pose.orientation
+            p.x, p.y, p.z = (float(v) for v in self.eef["position"])
+            q.x, q.y, q.z, q.w = (float(v) for v in self.eef["quaternion"])
+            self.eef_pub.publish(pose)
+        for publisher, data in self.array_pubs.values():
+            publisher.publish(Float64MultiArray(data=[float(v) for v in data]))
         if self.teleop is not None:
             s["teleop_value"] += 1.0
             command = JointTrajectory(joint_names=["j1", "j2"])
@@ -126,6 +145,8 @@ class Robot(Node):
             )
         elif kind == "gripper":
             event["value"] = msg.data
+        elif kind == "chunk":
+            event["rows"] = np.asarray(msg.data).reshape(msg.layout.dim[0].size, -1).tolist()
         elif kind.startswith("image:"):
             data = np.frombuffer(bytes(msg.data), np.uint8)
             event.update(

@@ -9,6 +9,7 @@ import imagecodecs
 import numpy as np
 import pytest
 from real.observation import ObservationAssembler
+from real.observation_map import MapError, read_observation_map, sources_from_params
 
 from manip.core.specs import FeatureSpec, Spec
 from manip.real.cameras.encodings import (
@@ -19,6 +20,8 @@ from manip.real.cameras.encodings import (
     image_to_rgb,
     resize_nearest,
 )
+from real import semantics
+from tests.ros.conftest import PACKAGE
 
 RNG = np.random.default_rng(0)
 
@@ -83,16 +86,21 @@ SPEC = Spec(
 
 @pytest.fixture
 def assembler():
-    a = ObservationAssembler(
-        {"agentview_image": "/cam"}, "/joint_states", ["a", "b", "c"], "robot0_proprio", 0.2, 0.1
+    sources = sources_from_params(
+        ["agentview_image"], ["/cam"], "/joint_states", ["a", "b", "c"], "robot0_proprio"
     )
+    a = ObservationAssembler(sources, 0.2, 0.1)
     assert a.set_needs(SPEC) == []
     return a
 
 
+def joints(a, names, positions, stamp):
+    a.put_joint_state("/joint_states", names, {"position": positions}, stamp)
+
+
 def test_assembler_builds_the_observation_in_spec_shape(assembler):
     assembler.put_frame("agentview_image", np.full((8, 8, 3), 9, np.uint8), stamp=10.0)
-    assembler.put_joint_state(["c", "a", "b"], [3.0, 1.0, 2.0], stamp=10.0)
+    joints(assembler, ["c", "a", "b"], [3.0, 1.0, 2.0], stamp=10.0)
     obs, fault = assembler.assemble(10.05)
     assert fault == ""
     np.testing.assert_array_equal(obs["robot0_proprio"], [1.0, 2.0, 3.0])  # reordered by name
@@ -103,39 +111,39 @@ def test_assembler_builds_the_observation_in_spec_shape(assembler):
 @pytest.mark.parametrize(
     ("setup", "words"),
     [
-        (lambda a: a.put_joint_state(["a", "b", "c"], [0, 0, 0], 10.0), ["no message on /cam"]),
+        (lambda a: joints(a, ["a", "b", "c"], [0, 0, 0], 10.0), ["no message on /cam"]),
         (
             lambda a: (
                 a.put_frame("agentview_image", np.zeros((4, 4, 3), np.uint8), 9.0),
-                a.put_joint_state(["a", "b", "c"], [0, 0, 0], 10.0),
+                joints(a, ["a", "b", "c"], [0, 0, 0], 10.0),
             ),
             ["stale /cam", "0.20"],
         ),
         (
             lambda a: (
                 a.put_frame("agentview_image", np.zeros((4, 4, 3), np.uint8), 10.0),
-                a.put_joint_state(["a", "x", "c"], [0, 0, 0], 10.0),
+                joints(a, ["a", "x", "c"], [0, 0, 0], 10.0),
             ),
             ["/joint_states", "'b'"],
         ),
         (
             lambda a: (
                 a.put_frame("agentview_image", np.zeros((4, 4, 3), np.uint8), 10.0),
-                a.put_joint_state(["a", "b", "c"], [0, np.nan, 0], 10.0),
+                joints(a, ["a", "b", "c"], [0, np.nan, 0], 10.0),
             ),
             ["NaN"],
         ),
         (
             lambda a: (
                 a.put_frame("agentview_image", None, 10.0, "encoding 'bgr8', expected 'rgb8'"),
-                a.put_joint_state(["a", "b", "c"], [0, 0, 0], 10.0),
+                joints(a, ["a", "b", "c"], [0, 0, 0], 10.0),
             ),
             ["/cam", "bgr8"],
         ),
         (
             lambda a: (
                 a.put_frame("agentview_image", np.zeros((4, 4, 1), np.uint8), 10.0),
-                a.put_joint_state(["a", "b", "c"], [0, 0, 0], 10.0),
+                joints(a, ["a", "b", "c"], [0, 0, 0], 10.0),
             ),
             ["frame shape"],
         ),
@@ -151,6 +159,122 @@ def test_assembler_faults_name_the_topic_and_the_problem(assembler, setup, words
 
 
 def test_keys_the_policy_needs_but_no_topic_feeds_are_reported():
-    a = ObservationAssembler({}, "/joint_states", ["a"], "robot0_proprio", 0.2, 0.2)
+    a = ObservationAssembler(sources_from_params([], [], "/joint_states", ["a"], "robot0_proprio"), 0.2, 0.2)
     problems = a.set_needs(SPEC)
     assert len(problems) == 1 and "agentview_image" in problems[0]
+
+
+# -- the observation map: every key a checkpoint needs, from the topic and field the map names ------------------
+LIFT_MAP = """
+robot0_eef_pos:      {topic: /eef_pose, type: pose, field: position}
+robot0_eef_quat:     {topic: /eef_pose, type: pose, field: orientation}
+robot0_gripper_qpos: {topic: /joint_states, type: joint_state, field: position, joints: [f1, f2]}
+robot0_joint_vel:    {topic: /joint_states, type: joint_state, field: velocity, joints: [j2, j1]}
+object:              {topic: /object_state, type: array, max_age_s: 0.5}
+agentview_image:     {topic: /agentview/color/image_raw, type: image}
+"""
+LIFT_SPEC = Spec(
+    (
+        FeatureSpec("robot0_eef_pos", (3,)),
+        FeatureSpec("robot0_eef_quat", (4,)),
+        FeatureSpec("robot0_gripper_qpos", (2,)),
+        FeatureSpec("robot0_joint_vel", (2,)),
+        FeatureSpec("object", (10,)),
+        FeatureSpec("agentview_image", (4, 4, 3), dtype="uint8", kind="rgb"),
+    )
+)
+
+
+def test_the_map_feeds_several_low_dim_keys_from_one_message_each_by_field_and_joint_name(tmp_path):
+    path = tmp_path / "map.yaml"
+    path.write_text(LIFT_MAP)
+    a = ObservationAssembler(read_observation_map(path), 0.1, 0.1)
+    assert a.set_needs(LIFT_SPEC) == []
+    assert sorted(a.topics()) == ["/agentview/color/image_raw", "/eef_pose", "/joint_states", "/object_state"]
+    a.put_pose("/eef_pose", (1, 2, 3), (0, 0, 0.6, 0.8), "world", 10.0)
+    a.put_joint_state(
+        "/joint_states",
+        ["j1", "j2", "f1", "f2"],
+        {"position": [0.1, 0.2, 0.04, -0.04], "velocity": [1.0, 2.0, 0.0, 0.0], "effort": []},
+        10.0,
+    )
+    a.put_array("/object_state", np.arange(10.0), 9.7)  # older than 0.1 s but within its own max_age_s
+    a.put_frame("agentview_image", np.zeros((4, 4, 3), np.uint8), 10.0)
+    obs, fault = a.assemble(10.05)
+    assert fault == ""
+    np.testing.assert_allclose(obs["robot0_eef_pos"], [1, 2, 3])
+    np.testing.assert_allclose(obs["robot0_eef_quat"], [0, 0, 0.6, 0.8])
+    np.testing.assert_allclose(obs["robot0_gripper_qpos"], [0.04, -0.04])
+    np.testing.assert_allclose(
+        obs["robot0_joint_vel"], [2.0, 1.0]
+    )  # the map's joint order, not the message's
+    np.testing.assert_allclose(obs["object"], np.arange(10.0))
+    pose, fault = a.current_pose(10.05)
+    assert fault == "" and pose.frame_id == "world"
+    np.testing.assert_allclose(a.current_joints(["j2", "j1"], 10.05)[0], [0.2, 0.1])
+    _, fault = a.assemble(10.25)
+    assert fault.startswith("stale /eef_pose") or fault.startswith("stale /joint_states")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("k: {topic: /t, type: twist}", ["'k'", "twist", "joint_state"]),
+        ("k: {topic: /t, type: joint_state}", ["'k'", "joints"]),
+        ("k: {topic: /t, type: pose, field: yaw}", ["'k'", "yaw", "orientation"]),
+        ("k: {topic: /t, type: array, topci: /x}", ["'k'", "topci"]),
+        ("a: {topic: /t, type: array}\nb: {topic: /t, type: pose}", ["/t", "one message type"]),
+        ("k: {topic: /t, type: depth, encoding: mono8}", ["mono8", "16UC1"]),
+        ("[1, 2]", ["mapping"]),
+    ],
+    ids=["type", "joints", "field", "unknown-setting", "one-type-per-topic", "depth-encoding", "not-a-map"],
+)
+def test_a_bad_map_is_one_line_naming_the_key_and_the_fix(tmp_path, text, words):
+    path = tmp_path / "map.yaml"
+    path.write_text(text)
+    with pytest.raises(MapError) as caught:
+        read_observation_map(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    for word in words:
+        assert word in message
+
+
+def test_the_worked_example_map_parses():
+    sources = read_observation_map(PACKAGE / "config" / "panda_realsense_map.yaml")
+    assert {"agentview_image", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"} <= set(sources)
+    assert sources["robot0_eef_quat"].field == "orientation"
+
+
+# -- action semantics: deltas become absolute targets as robosuite's OSC_POSE does ------------------------------
+def test_delta_target_matches_robosuite_osc_goal():
+    from robosuite.utils import transform_utils as T
+    from robosuite.utils.control_utils import set_goal_orientation
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        position = rng.normal(size=3)
+        quaternion = T.random_quat(rng.random(3))  # x, y, z, w
+        delta = rng.uniform(-1.2, 1.2, size=6)
+        target_position, target_quaternion = semantics.delta_target(position, quaternion, delta, 0.05, 0.5)
+        clipped = np.clip(delta, -1, 1)  # robosuite clips the input to [-1, 1] before scaling
+        np.testing.assert_allclose(target_position, position + clipped[:3] * 0.05, atol=1e-12)
+        goal = set_goal_orientation(clipped[3:] * 0.5, T.quat2mat(quaternion))
+        np.testing.assert_allclose(T.quat2mat(target_quaternion), goal, atol=1e-6)  # robosuite: float32
+
+
+def test_action_space_and_rate_checks():
+    assert semantics.action_space("cartesian", {"space": "ee_delta"}) == ("ee_delta", "")
+    space, problem = semantics.action_space("joint_trajectory", {"space": "ee_delta"})
+    assert space == "ee_delta" and "allow_action_mismatch" in problem and "cartesian" not in problem
+    assert semantics.action_space("cartesian", {}) == ("ee_absolute", "")  # a checkpoint that does not say
+    assert semantics.rate_problem(0.0, 20.0) == "" and semantics.rate_problem(20.0, 20.0) == ""
+    assert "allow_rate_mismatch" in semantics.rate_problem(10.0, 20.0)
+
+
+def test_default_limits_widen_the_checkpoint_action_range():
+    low, high = semantics.default_limits({"min": [-1.0, 0.0], "max": [1.0, 0.5]}, 2)
+    np.testing.assert_allclose(low, [-1.2, -0.05])
+    np.testing.assert_allclose(high, [1.2, 0.55])
+    assert semantics.default_limits({}, 2) is None
+    assert semantics.default_limits({"min": [0.0], "max": [1.0]}, 2) is None  # wrong size: no limits

@@ -162,7 +162,10 @@ def test_package_metadata_names_the_package_and_its_module_real():
     } <= depends
 
 
-@pytest.mark.parametrize("config", sorted((PACKAGE / "config").glob("*.yaml")), ids=lambda p: p.name)
+NODE_CONFIGS = sorted(p for p in (PACKAGE / "config").glob("*.yaml") if not p.name.endswith("_map.yaml"))
+
+
+@pytest.mark.parametrize("config", NODE_CONFIGS, ids=lambda p: p.name)
 def test_config_yaml_sets_exactly_the_declared_parameters(config):
     raw = yaml.safe_load(config.read_text())
     ((node, section),) = raw.items()
@@ -173,13 +176,22 @@ def test_config_yaml_sets_exactly_the_declared_parameters(config):
 
 
 def test_policy_node_params_report_bad_values_in_one_line_each():
-    bad = PolicyNodeParams(control_rate_hz=0.0, camera_keys=(), command_interface="velocity")
+    bad = PolicyNodeParams(
+        control_rate_hz=-1.0, camera_keys=(), command_interface="velocity", max_state_age_s=-0.1
+    )
     problems = bad.problems()
-    assert len(problems) == 3
-    assert any("control_rate_hz" in p for p in problems)
+    assert len(problems) == 4
+    assert any("control_rate_hz" in p and "checkpoint" in p for p in problems)
+    assert any("max_state_age_s" in p for p in problems)
     assert any("camera_keys" in p for p in problems)
     assert any("velocity" in p for p in problems)
     assert PolicyNodeParams().problems() == []
+    assert PolicyNodeParams().control_rate_hz == 0.0  # by default the checkpoint's rate
+
+
+def test_the_example_observation_map_is_installed_with_the_package():
+    maps = [p.name for p in (PACKAGE / "config").glob("*_map.yaml")]
+    assert "panda_realsense_map.yaml" in maps  # setup.py installs config/*.yaml
 
 
 def test_the_node_accepts_exactly_the_executor_modes():

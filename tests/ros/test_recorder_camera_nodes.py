@@ -131,3 +131,40 @@ def test_recorder_with_an_unusable_store_exits_with_one_line(ros_env, tmp_path):
         result.stderr
         == f"recorder_node: {not_a_store}: not a Zarr store (expected a directory or a .zarr.zip file)\n"
     )
+
+
+def test_recorder_records_every_key_of_the_observation_map_and_what_the_actions_mean(ros_run, tmp_path):
+    (tmp_path / "map.yaml").write_text(
+        "robot0_eef_pos: {topic: /eef_pose, type: pose, field: position}\n"
+        "robot0_gripper_qpos: {topic: /joint_states, type: joint_state, field: position, joints: [j9, j8]}\n"
+        "object: {topic: /object_state, type: array}\n"
+        "agentview_image: {topic: /cam/agentview, type: image}\n"
+    )
+    store_path = tmp_path / "demos.zarr"
+    params = {
+        **recorder_params(store_path),
+        "observation_map_file": str(tmp_path / "map.yaml"),
+        "max_frame_age_s": 1.0,
+    }
+    robot = {
+        "teleop_topic": "/teleop/joint_trajectory",
+        "eef_pose": {"topic": "/eef_pose", "position": [1, 2, 3], "quaternion": [0, 0, 0, 1]},
+        "arrays": {"/object_state": list(range(10))},
+    }
+    run = ros_run(params, node="recorder_node", robot=robot)
+    assert run.ask("call", service="/recorder_node/start")["success"]
+    run.wait_for(lambda e: e["message"] == "recording", kind="recorder")
+    time.sleep(0.8)
+    assert run.ask("call", service="/recorder_node/stop", data=True)["success"]
+    assert run.close() == 0
+    with EpisodeStore.open(store_path) as store:
+        episode, attrs = store.get_episode(0), store.attrs
+        assert {"robot0_eef_pos", "robot0_gripper_qpos", "object", "agentview_image"} <= set(store.keys)
+        assert "robot0_joint_pos" not in store.keys  # the map replaces the camera/joint parameters
+    np.testing.assert_allclose(
+        episode["robot0_eef_pos"], np.tile([1.0, 2.0, 3.0], (len(episode["action"]), 1))
+    )
+    np.testing.assert_allclose(episode["object"][0], np.arange(10.0))
+    assert episode["robot0_gripper_qpos"].shape[1:] == (2,)
+    assert attrs["control_rate"] == 10.0 and attrs["action_semantics"]["space"] == "joint_position"
+    assert attrs["observation_map"]["robot0_gripper_qpos"]["joints"] == ["j9", "j8"]

@@ -1,9 +1,10 @@
 """Executor actions → ROS command messages (JointTrajectory, or PoseStamped + gripper Float64).
 
 Action layouts (the policy's action spec must match the chosen ``command_interface``):
-- ``joint_trajectory``: ``n_joints`` target joint positions, optionally one more element for the gripper.
-- ``cartesian``: position (3) + axis-angle rotation (3) in ``frame_id``, optionally one more for the gripper
-  (the dataset's 7-D layout with absolute targets).
+- ``joint_trajectory``: ``n_joints`` joint values (targets, or deltas added to the current positions),
+  optionally one more element for the gripper.
+- ``cartesian``: position (3) + axis-angle rotation (3), optionally one more for the gripper (the datasets'
+  7-D layout); absolute targets or OSC deltas, turned into an absolute target by :mod:`real.semantics`.
 """
 
 from __future__ import annotations
@@ -52,25 +53,14 @@ def stop_trajectory(joint_names: list[str]) -> JointTrajectory:
     return msg
 
 
-def axis_angle_to_quaternion(rotvec: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis · angle) → quaternion ``(x, y, z, w)``."""
-    rotvec = np.asarray(rotvec, dtype=np.float64)
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.array([0.0, 0.0, 0.0, 1.0])
-    axis = rotvec / angle
-    return np.concatenate([axis * np.sin(angle / 2), [np.cos(angle / 2)]])
-
-
-def pose_stamped(arm: np.ndarray, frame_id: str, stamp) -> PoseStamped:
-    """A pose target from position + axis-angle."""
+def pose_stamped(position, quaternion, frame_id: str, stamp) -> PoseStamped:
+    """A pose target: ``position`` (x, y, z) and ``quaternion`` (x, y, z, w) in ``frame_id``."""
     msg = PoseStamped()
     msg.header.frame_id = frame_id
     msg.header.stamp = stamp
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in arm[:3])
-    q = axis_angle_to_quaternion(arm[3:6])
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in position[:3])
     o = msg.pose.orientation
-    o.x, o.y, o.z, o.w = (float(v) for v in q)
+    o.x, o.y, o.z, o.w = (float(v) for v in quaternion)
     return msg
 
 

@@ -1,12 +1,15 @@
-"""Camera and joint-state subscriptions (sensor-data QoS) feeding an :class:`ObservationAssembler`; shared by
-the policy node and the recorder node."""
+"""Subscriptions (sensor-data QoS) feeding an :class:`ObservationAssembler`, one per topic of its observation
+map; shared by the policy node and the recorder node. Images (Image or CompressedImage), JointState,
+PoseStamped and Float64MultiArray messages are decoded here and stored with their time."""
 
 from __future__ import annotations
 
+from geometry_msgs.msg import PoseStamped
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray
 
-from manip.real.cameras.encodings import EXPECTED_ENCODING, ImageError, compressed_to_array, image_to_array
+from manip.real.cameras.encodings import ImageError, compressed_to_array, image_to_array
 from real.observation import ObservationAssembler
 
 
@@ -21,27 +24,54 @@ def now_seconds(node) -> float:
     return node.get_clock().now().nanoseconds * 1e-9
 
 
-def subscribe_inputs(node, assembler: ObservationAssembler, transport: str = "raw") -> None:
-    """Subscribe ``node`` to the assembler's camera topics (Image, or CompressedImage when ``transport`` is
-    ``"compressed"``) and joint-state topic; every message is decoded and stored with its time."""
-    msg_type = Image if transport == "raw" else CompressedImage
+def subscribe_inputs(node, assembler: ObservationAssembler) -> None:
+    """Subscribe ``node`` to every topic of the assembler's observation map."""
+    for topic, sources in assembler.topics().items():
+        first = sources[0]
+        if first.is_frame:
+            msg_type = CompressedImage if first.compressed else Image
+            callback = _frame_callback(node, assembler, sources)
+        elif first.type == "joint_state":
+            msg_type, callback = JointState, _joint_state_callback(node, assembler, topic)
+        elif first.type == "pose":
+            msg_type, callback = PoseStamped, _pose_callback(node, assembler, topic)
+        else:
+            msg_type, callback = Float64MultiArray, _array_callback(node, assembler, topic)
+        node.create_subscription(msg_type, topic, callback, qos_profile_sensor_data)
 
-    def on_frame(key: str, msg) -> None:
+
+def _frame_callback(node, assembler, sources):
+    def on_frame(msg) -> None:
         now = now_seconds(node)
-        need = assembler.needs.get(key)
-        expected = EXPECTED_ENCODING.get(need.kind if need else "rgb", "rgb8")
-        try:
-            decode = image_to_array if isinstance(msg, Image) else compressed_to_array
-            assembler.put_frame(key, decode(msg, expected), stamp_seconds(msg.header, now))
-        except ImageError as exc:
-            assembler.put_frame(key, None, now, str(exc))
+        decode = image_to_array if isinstance(msg, Image) else compressed_to_array
+        for source in sources:
+            try:
+                assembler.put_frame(source.key, decode(msg, source.encoding), stamp_seconds(msg.header, now))
+            except ImageError as exc:
+                assembler.put_frame(source.key, None, now, str(exc))
 
+    return on_frame
+
+
+def _joint_state_callback(node, assembler, topic):
     def on_joint_state(msg: JointState) -> None:
-        now = now_seconds(node)
-        assembler.put_joint_state(list(msg.name), list(msg.position), stamp_seconds(msg.header, now))
+        fields = {"position": list(msg.position), "velocity": list(msg.velocity), "effort": list(msg.effort)}
+        assembler.put_joint_state(topic, list(msg.name), fields, stamp_seconds(msg.header, now_seconds(node)))
 
-    for key, topic in assembler.camera_topics.items():
-        node.create_subscription(
-            msg_type, topic, lambda msg, key=key: on_frame(key, msg), qos_profile_sensor_data
-        )
-    node.create_subscription(JointState, assembler.joint_state_topic, on_joint_state, qos_profile_sensor_data)
+    return on_joint_state
+
+
+def _pose_callback(node, assembler, topic):
+    def on_pose(msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        stamp = stamp_seconds(msg.header, now_seconds(node))
+        assembler.put_pose(topic, (p.x, p.y, p.z), (q.x, q.y, q.z, q.w), msg.header.frame_id, stamp)
+
+    return on_pose
+
+
+def _array_callback(node, assembler, topic):
+    def on_array(msg: Float64MultiArray) -> None:
+        assembler.put_array(topic, list(msg.data), now_seconds(node))  # Float64MultiArray has no header
+
+    return on_array

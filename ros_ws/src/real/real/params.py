@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 COMMAND_INTERFACES = ("joint_trajectory", "cartesian")
 CAMERA_TRANSPORTS = ("raw", "compressed")
 EXECUTOR_MODES = ("receding", "ensemble", "async", "rtc", "adaptive")
+STALE_PERIODS = 2.0
+"""Default staleness limit, in control periods: an input that missed a whole control period is stale."""
 
 
 @dataclass(frozen=True)
@@ -16,28 +18,38 @@ class PolicyNodeParams:
 
     server_url: str = "ws://127.0.0.1:8000"
     token_file: str = ""
-    control_rate_hz: float = 10.0
+    # 0: the checkpoint's control rate. Another value must equal it unless allow_rate_mismatch is true.
+    control_rate_hz: float = 0.0
+    allow_rate_mismatch: bool = False
     dry_run: bool = True
-    # Cameras: topic i feeds observation key camera_keys[i]; Image ("raw") or CompressedImage ("compressed").
+    # Observations: the YAML map (observation key -> topic, type, field; real/observation_map.py). When empty,
+    # the older parameters below describe it: camera_topics[i] feeds camera_keys[i] (Image, or CompressedImage
+    # for camera_transport "compressed") and the positions of joint_names feed joint_state_key.
+    observation_map_file: str = ""
     camera_topics: tuple[str, ...] = ("/camera/color/image_raw",)
     camera_keys: tuple[str, ...] = ("agentview_image",)
     camera_transport: str = "raw"
-    max_frame_age_s: float = 0.25
-    # Robot state: joint positions (in joint_names order) feed observation key joint_state_key.
     joint_state_topic: str = "/joint_states"
     joint_names: tuple[str, ...] = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
     joint_state_key: str = "robot0_joint_pos"
-    max_state_age_s: float = 0.25
+    # How old an image / any other input may be before the node holds (0: STALE_PERIODS control periods).
+    max_frame_age_s: float = 0.0
+    max_state_age_s: float = 0.0
     # Joints commanded, in action order (empty: joint_names); e.g. the arm joints without the finger joints.
     command_joint_names: tuple[str, ...] = ()
-    # Commands: joint_trajectory → trajectory_msgs/JointTrajectory on command_topic; cartesian →
-    # geometry_msgs/PoseStamped on command_topic. Either way, an extra last action element goes to gripper_topic.
+    # Commands: joint_trajectory -> trajectory_msgs/JointTrajectory on command_topic (joint_position or
+    # joint_delta checkpoints); cartesian -> an absolute geometry_msgs/PoseStamped target on command_topic
+    # (ee_absolute, or ee_delta composed onto the mapped end-effector pose). Either way, an extra last action
+    # element goes to gripper_topic. A checkpoint whose actions mean something else is refused at start
+    # unless allow_action_mismatch is true.
     command_interface: str = "joint_trajectory"
+    allow_action_mismatch: bool = False
     command_topic: str = "/joint_trajectory_controller/joint_trajectory"
     gripper_topic: str = "/gripper_command"
     frame_id: str = "base_link"
-    # Executor and transport. safety_file: YAML of manip.real.client.safety.SafetyConfig (clamps, max change per tick, hold);
-    # empty: no clamps, holds repeat the last target.
+    # Executor and transport. safety_file: YAML of manip.real.client.safety.SafetyConfig (clamps, max change per
+    # tick, hold). Without low/high there, the checkpoint's action range (+10%) clamps every action; a
+    # checkpoint that does not record its action statistics cannot be actuated without them.
     executor_mode: str = "receding"
     safety_file: str = ""
     request_timeout_s: float = 2.0
@@ -52,8 +64,13 @@ class PolicyNodeParams:
     def problems(self) -> list[str]:
         """One line per inconsistent value (empty when the parameters are usable)."""
         out = []
-        if self.control_rate_hz <= 0:
-            out.append(f"control_rate_hz must be > 0, got {self.control_rate_hz}")
+        if self.control_rate_hz < 0:
+            out.append(f"control_rate_hz must be >= 0 (0: the checkpoint's rate), got {self.control_rate_hz}")
+        for name in ("max_frame_age_s", "max_state_age_s"):
+            if getattr(self, name) < 0:
+                out.append(
+                    f"{name} must be >= 0 (0: {STALE_PERIODS:g} control periods), got {getattr(self, name)}"
+                )
         if len(self.camera_topics) != len(self.camera_keys):
             out.append(
                 f"camera_topics has {len(self.camera_topics)} entries but camera_keys has {len(self.camera_keys)}"
@@ -95,13 +112,17 @@ class RecorderNodeParams:
 
     store_path: str = "demos.zarr"
     record_rate_hz: float = 10.0
+    # Observations: the same YAML map policy_node reads (every key in it is recorded); when empty, the older
+    # parameters below describe it, as for policy_node.
+    observation_map_file: str = ""
     camera_topics: tuple[str, ...] = ("/camera/color/image_raw",)
     camera_keys: tuple[str, ...] = ("agentview_image",)
     joint_state_topic: str = "/joint_states"
     joint_names: tuple[str, ...] = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
     joint_state_key: str = "robot0_joint_pos"
     max_frame_age_s: float = 0.25
-    # The action of a step: the newest JointTrajectory's first point on action_topic (+ gripper_topic's Float64).
+    # The action of a step: the newest JointTrajectory's first point on action_topic (+ gripper_topic's Float64);
+    # the store records it as joint_position actions at record_rate_hz (attributes action_semantics, control_rate).
     action_topic: str = "/joint_trajectory_controller/joint_trajectory"
     gripper_topic: str = "/gripper_command"
     intervention_topic: str = "/teleop/intervention"

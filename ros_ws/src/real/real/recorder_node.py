@@ -1,10 +1,13 @@
 """``recorder_node``: record demonstrations on the robot into a Zarr episode store (:class:`manip.data.recorder.Recorder`).
 
-At ``record_rate_hz`` while recording, one step is taken from the newest messages: every camera
-(``camera_keys``), the joint positions (``joint_state_key``), the action (the newest ``JointTrajectory`` on
-``action_topic``: its first point, plus the newest ``std_msgs/Float64`` on ``gripper_topic`` when one has been
-heard), the intervention flag (``std_msgs/Bool`` on ``intervention_topic``) and the step's time (``timestamp``,
-seconds). A tick whose inputs are missing or stale is skipped and counted, never recorded half.
+At ``record_rate_hz`` while recording, one step is taken from the newest messages: every key of the
+observation map (``observation_map_file``, the same file policy_node reads, so what is recorded is what a
+checkpoint trained on it is served; without one, ``camera_keys`` and ``joint_state_key``), the action (the newest
+``JointTrajectory`` on ``action_topic``: its first point, plus the newest ``std_msgs/Float64`` on
+``gripper_topic`` when one has been heard), the intervention flag (``std_msgs/Bool`` on ``intervention_topic``)
+and the step's time (``timestamp``, seconds). A tick whose inputs are missing or stale is skipped and counted,
+never recorded half. The store records what its actions mean (attributes ``control_rate`` = ``record_rate_hz``,
+``action_semantics`` = joint positions) and the observation map, so training copies them into the checkpoint.
 
 Services: ``~/start`` (std_srvs/Trigger), ``~/stop`` (std_srvs/SetBool: ``data`` is the success label; commits
 the episode), ``~/discard`` (std_srvs/Trigger). ``~/status`` (diagnostic_msgs/DiagnosticStatus) says what it is
@@ -13,6 +16,7 @@ doing once per step. Nothing of an episode is visible in the store before ``~/st
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections import Counter
@@ -28,6 +32,7 @@ from trajectory_msgs.msg import JointTrajectory
 from real.entry import run_node
 from real.inputs import now_seconds, subscribe_inputs
 from real.observation import ObservationAssembler
+from real.observation_map import read_observation_map, sources_from_params
 from real.params import RecorderNodeParams, declare_params
 
 
@@ -36,6 +41,34 @@ def open_store(path: str):
     from manip.data.store import EpisodeStore
 
     return EpisodeStore.open(path, mode="a") if Path(path).exists() else EpisodeStore.create(path)
+
+
+JOINT_POSITION_ACTIONS = {
+    "space": "joint_position",
+    "gripper": "last dim when gripper_topic was heard (its std_msgs/Float64 value)",
+}
+
+
+def record_semantics(store, rate_hz: float, sources: dict) -> None:
+    """Record in ``store`` what its steps mean (rate, action space, observation map); refuse to mix rates."""
+    recorded = store.attrs.get("control_rate")
+    if store.num_episodes and recorded and abs(float(recorded) - rate_hz) > 1e-6:
+        raise ValueError(
+            f"{store.path} was recorded at {recorded:g} Hz; record_rate_hz {rate_hz:g} would mix rates "
+            "(use another store_path or the same rate)"
+        )
+    store.set_attrs(
+        control_rate=float(rate_hz),
+        action_semantics=JOINT_POSITION_ACTIONS,
+        observation_map={
+            key: {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(source).items()
+                if k != "key" and v not in ("", (), None)
+            }
+            for key, source in sources.items()
+        },
+    )
 
 
 class RecorderNode(Node):
@@ -50,16 +83,17 @@ class RecorderNode(Node):
             raise ValueError(f"record_rate_hz must be > 0, got {p.record_rate_hz}")
         if len(p.camera_topics) != len(p.camera_keys):
             raise ValueError("camera_topics and camera_keys must have the same length")
-        self.store = open_store(p.store_path)
-        self.recorder = Recorder(self.store)
-        self.assembler = ObservationAssembler(
-            dict(zip(p.camera_keys, p.camera_topics, strict=True)),
-            p.joint_state_topic,
-            list(p.joint_names),
-            p.joint_state_key,
-            p.max_frame_age_s,
-            p.max_frame_age_s,
+        sources = (
+            read_observation_map(p.observation_map_file)
+            if p.observation_map_file
+            else sources_from_params(
+                p.camera_keys, p.camera_topics, p.joint_state_topic, p.joint_names, p.joint_state_key
+            )
         )
+        self.store = open_store(p.store_path)
+        record_semantics(self.store, p.record_rate_hz, sources)
+        self.recorder = Recorder(self.store)
+        self.assembler = ObservationAssembler(sources, p.max_frame_age_s, p.max_frame_age_s)
         subscribe_inputs(self, self.assembler)
         self.action: np.ndarray | None = None
         self.gripper: float | None = None
@@ -93,11 +127,11 @@ class RecorderNode(Node):
     # -- recording --------------------------------------------------------------------------------------------
     def _step(self, t: float) -> tuple[dict | None, str]:
         step = {}
-        for key in [*self.assembler.camera_topics, self.assembler.joint_state_key]:
+        for key, source in self.assembler.sources.items():
             value, problem = self.assembler.fresh(key, t)
             if problem:
                 return None, problem
-            step[key] = value.astype(np.float32) if key == self.assembler.joint_state_key else value
+            step[key] = value if source.is_frame else value.astype(np.float32)
         if self.action is None:
             return None, f"no action on {self.params.action_topic} yet"
         action = self.action if self.gripper is None else np.append(self.action, np.float32(self.gripper))
