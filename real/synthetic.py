@@ -37,6 +37,7 @@ def synthetic_metadata(kind: str = "lowdim", horizon: int = 16, n_obs_steps: int
         control_rate=20.0,
         action_offset=-(n_obs_steps - 1),
         checkpoint_id=f"synthetic-{kind}",
+        action={"space": "joint_position", "gripper": "last dim, -1 open, +1 closed"},
     )
 
 

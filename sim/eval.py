@@ -51,6 +51,10 @@ class EpisodeJob:
     horizon: int | None = None
     executor: tuple[tuple[str, object], ...] = ()
     """:class:`manip.real.client.executor.ExecutorConfig` fields that override the checkpoint's (``n_action_steps``, ``mode``)."""
+    delay_ms: float = 0.0
+    """Injected delay per chunk request (simulated time), see :class:`manip.real.client.latency.InjectedDelay`."""
+    jitter_ms: float = 0.0
+    """Uniform jitter in ``[0, jitter_ms]`` added to ``delay_ms`` (seeded by the episode's seed)."""
 
 
 # -- worker side ------------------------------------------------------------------------------------------------
@@ -62,7 +66,7 @@ def _source_and_env(job: EpisodeJob):
     key = (job.task, job.source, job.horizon)
     if key in _CACHE:
         return _CACHE[key]
-    _CACHE.clear()
+    release_worker_resources()
     from manip.sim.env import make_env, make_env_for
 
     spec = job.source
@@ -87,6 +91,15 @@ def _source_and_env(job: EpisodeJob):
     return source, env
 
 
+def release_worker_resources() -> None:
+    """Close this process's cached env (its render contexts) and source; the next episode builds them again."""
+    for source, env in list(_CACHE.values()):
+        env.close()
+        if hasattr(source, "close"):
+            source.close()
+    _CACHE.clear()
+
+
 def run_episode(job: EpisodeJob) -> dict:
     """Run one episode; returns its per-episode record plus the policy's request times (seconds)."""
     if str(job.seed) in os.environ.get(CRASH_ENV, "").split(","):
@@ -95,14 +108,20 @@ def run_episode(job: EpisodeJob) -> dict:
     obs = env.reset(seed=job.seed)
     if hasattr(source, "start_episode"):
         source.start_episode(job.seed)
-    controller = controller_for(source, env.task, **dict(job.executor))
+    delay = None
+    if job.delay_ms or job.jitter_ms:
+        from manip.real.client.latency import InjectedDelay
+
+        delay = InjectedDelay(job.delay_ms / 1e3, job.jitter_ms / 1e3, seed=job.seed)
+    controller = controller_for(source, env.task, delay, **dict(job.executor))
     frames = []
-    success, steps = False, 0
+    success, steps, held = False, 0, 0
     for step in range(env.horizon):
         if job.video_path:
             frames.append(env.render("agentview", VIDEO_SIZE))
-        action = controller.act(obs, step * env.dt).action
-        obs, _reward, terminated, truncated, _info = env.step(action)
+        decided = controller.act(obs, step * env.dt)
+        held += bool(decided.held)
+        obs, _reward, terminated, truncated, _info = env.step(decided.action)
         steps = step + 1
         if terminated:
             success = True
@@ -118,6 +137,7 @@ def run_episode(job: EpisodeJob) -> dict:
         "seed": job.seed,
         "success": success,
         "steps": steps,
+        "held_ticks": held,
         "chunks": len(controller.request_seconds),
         "request_s": controller.request_seconds,
         "checkpoint_id": source.metadata.checkpoint_id or None,
@@ -132,7 +152,9 @@ def _safe_episode(job: EpisodeJob) -> dict:
 
 
 def _error_record(job: EpisodeJob, error: str) -> dict:
-    return {"seed": job.seed, "success": False, "steps": 0, "chunks": 0, "error": error, "request_s": []}
+    return {
+        "seed": job.seed, "success": False, "steps": 0, "held_ticks": 0, "chunks": 0, "error": error, "request_s": [],
+    }  # fmt: skip
 
 
 # -- parent side ------------------------------------------------------------------------------------------------
@@ -177,12 +199,16 @@ def evaluate(
     action_steps: int | None = None,
     executor_mode: str | None = None,
     ensemble_every: int | None = None,
+    delay_ms: float = 0.0,
+    jitter_ms: float = 0.0,
 ) -> dict:
     """Evaluate ``source`` on ``task`` for ``episodes`` seeds; write ``out/results.json`` (+ videos); return it.
 
     ``action_steps`` overrides the checkpoint's ``n_action_steps`` (actions executed per chunk) for this run;
     ``executor_mode`` the chunk executor's mode (:data:`manip.real.client.executor.MODES`, default ``receding``) and
-    ``ensemble_every`` how often ``ensemble`` mode requests a chunk (ticks).
+    ``ensemble_every`` how often ``ensemble`` mode requests a chunk (ticks). ``delay_ms`` (+ uniform
+    ``jitter_ms``) delays every chunk in simulated time: the robot holds (``receding``) or keeps executing the
+    previous chunk (``ensemble``, ``async``, ``rtc``) until it arrives.
     """
     from manip.sim.tasks import get_task
 
@@ -192,6 +218,9 @@ def evaluate(
     executor = executor_overrides(action_steps, executor_mode, ensemble_every)
     if workers < 1:
         raise ManipError(f"--workers must be >= 1, got {workers}")
+    for option, value in (("--delay-ms", delay_ms), ("--jitter-ms", jitter_ms)):
+        if not value >= 0:
+            raise ManipError(f"{option} must be >= 0, got {value}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if video:
@@ -199,7 +228,7 @@ def evaluate(
     jobs = [
         EpisodeJob(
             task, seed + i, source, str(out / "videos" / f"episode_{i:03d}_seed{seed + i}.mp4") if i < video else "",
-            horizon, tuple(sorted(executor.items())),
+            horizon, tuple(sorted(executor.items())), float(delay_ms), float(jitter_ms),
         )
         for i in range(episodes)
     ]  # fmt: skip
@@ -211,17 +240,12 @@ def evaluate(
     wall = time.perf_counter() - started
     request_s = [t for r in records for t in r.pop("request_s")]
     served_ids = {r.pop("checkpoint_id", None) for r in records} - {None}
-    successes = sum(bool(r["success"]) for r in records)
-    low, high = wilson_interval(successes, episodes)
     results = {
-        "task": task,
-        "episodes": episodes,
-        "successes": successes,
-        "success_rate": successes / episodes,
-        "ci95": [low, high],
-        "seeds": [job.seed for job in jobs],
-        "per_episode": records,
+        **episode_summary(task, [job.seed for job in jobs], records),
         "latency_ms": percentiles_ms(request_s),
+        "delay_ms": float(delay_ms),
+        "jitter_ms": float(jitter_ms),
+        "held_fraction": sum(r["held_ticks"] for r in records) / max(1, sum(r["steps"] for r in records)),
         "source": source.label(),
         "errors": sum("error" in r for r in records),
         "workers": workers,
@@ -233,8 +257,29 @@ def evaluate(
         results["action_steps"] = action_steps
     if executor_mode is not None:  # (--ensemble-every needs it)
         results["executor"] = {k: v for k, v in executor.items() if k != "n_action_steps"}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results
+
+
+def episode_summary(task: str, seeds: list[int], records: list[dict]) -> dict:
+    """The success part of results.json from per-episode records (``success`` each): task, episodes,
+    successes, success_rate, ci95 (Wilson), seeds, per_episode."""
+    successes = sum(bool(r["success"]) for r in records)
+    low, high = wilson_interval(successes, len(records))
+    return {
+        "task": task,
+        "episodes": len(records),
+        "successes": successes,
+        "success_rate": successes / max(1, len(records)),
+        "ci95": [low, high],
+        "seeds": list(seeds),
+        "per_episode": records,
+    }
+
+
+def write_results(out: str | Path, results: dict) -> None:
+    """Write ``out/results.json``."""
+    (Path(out) / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def executor_overrides(

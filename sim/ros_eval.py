@@ -251,7 +251,7 @@ def evaluate_ros(
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
     if source.kind not in ("checkpoint", "expert"):
         raise ManipError("--ros evaluates --checkpoint CKPT or --expert (it starts its own server)")
-    out = Path(out)
+    out = Path(out).resolve()  # the ROS processes run in the package folder
     out.mkdir(parents=True, exist_ok=True)
     steps = int(horizon or spec.horizon)
     seeds = [seed + i for i in range(episodes)]

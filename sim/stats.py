@@ -22,8 +22,9 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float]:
-    """p50/p99 of durations given in seconds, in milliseconds (0 when there are none)."""
-    if not seconds:
-        return {"p50": 0.0, "p99": 0.0}
-    ms = np.asarray(seconds) * 1000.0
-    return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
+    """min / p50 / p99 / mean of durations given in seconds, in milliseconds rounded to 1 µs (0 when none)."""
+    if not len(seconds):
+        return {"min": 0.0, "p50": 0.0, "p99": 0.0, "mean": 0.0}
+    ms = np.asarray(seconds, dtype=float) * 1e3
+    figures = {"min": ms.min(), "p50": np.percentile(ms, 50), "p99": np.percentile(ms, 99), "mean": ms.mean()}
+    return {name: round(float(value), 3) for name, value in figures.items()}

@@ -34,6 +34,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="ensemble mode: request a chunk every N ticks (default 1)",
     )
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="inject this delay into every chunk request (simulated time; the executor holds or keeps acting)",
+    )
+    parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="add uniform jitter in [0, MS] to the injected delay (seeded per episode)",
+    )
+    parser.add_argument(
+        "--ros",
+        action="store_true",
+        help="run each episode through real processes: sim_robot -> policy_node -> manip serve on loopback "
+        "ROS 2 (needs .venv-ros: bash .ci/setup_ros.sh); results.json gains a 'ros' block",
+    )
     parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
 
 
@@ -44,10 +64,19 @@ def run(args: argparse.Namespace) -> int:
     from manip.sim.eval import evaluate, source_spec_from_args, summary_line
 
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
+    if args.ros:
+        from manip.sim.ros_eval import evaluate_ros
+
+        results = evaluate_ros(
+            source, args.task, args.episodes, args.out, seed=args.seed, horizon=args.horizon, quiet=args.json
+        )
+        print(json.dumps(results) if args.json else summary_line(results, args.out))
+        return 0
     results = evaluate(
         source, args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, video=args.video,
         horizon=args.horizon, quiet=args.json, action_steps=args.action_steps,
-        executor_mode=args.executor, ensemble_every=args.ensemble_every,
+        executor_mode=args.executor, ensemble_every=args.ensemble_every, delay_ms=args.delay_ms,
+        jitter_ms=args.jitter_ms,
     )  # fmt: skip
     print(json.dumps(results) if args.json else summary_line(results, args.out))
     return 0

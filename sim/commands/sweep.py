@@ -1,4 +1,8 @@
-"""`manip sweep`: run a sweep of tasks x checkpoints x seeds x settings"""
+"""`manip sweep`: run a sweep of tasks x checkpoints x seeds x settings
+
+Prints the summary table at the end (also after Ctrl-C). Exit status: 0 when every cell ran, 1 when a cell
+failed (its error is in the table; it runs again next time), 130 after Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (cells/, summary.md/.csv/.png)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--ray", metavar="ADDRESS", help="dispatch cells to a Ray cluster ('local': start one here)"
+        "--ray",
+        metavar="ADDRESS",
+        help="dispatch cells to a Ray cluster at HOST:PORT ('local': start one here), at most workers: cells at a time",
     )
     where.add_argument(
         "--slurm",
@@ -21,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="dispatch cells to SLURM through submitit (without SLURM, submitit runs them as local processes)",
     )
     parser.add_argument("--slurm-partition", help="SLURM partition (with --slurm)")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,12 +40,16 @@ def run(args: argparse.Namespace) -> int:
     if args.slurm:
         slurm = {"slurm_partition": args.slurm_partition} if args.slurm_partition else {}
     report = run_sweep(config, args.out, ray_address=args.ray, slurm=slurm, quiet=args.quiet)
-    failed = sum(bool(r["error"]) for r in report["rows"])
+    print(report["table"])
+    failed, stopped = report["failed"], report["interrupted"]
     print(
         f"sweep: {len(report['rows'])} cell(s), ran {report['ran']}, skipped {report['skipped']} finished"
-        f"{f', {failed} failed' if failed else ''} → {Path(args.out) / 'summary.md'}"
+        f"{f', {failed} failed' if failed else ''}{' (interrupted)' if stopped else ''}"
+        f" → {Path(args.out) / 'summary.md'}"
     )
-    return 0
+    if stopped:
+        return 130
+    return 1 if failed else 0
 
 
 VERB = Verb(help="run a sweep of tasks x checkpoints x seeds x settings", configure=configure, run=run)

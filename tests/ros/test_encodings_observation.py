@@ -267,7 +267,8 @@ def test_action_space_and_rate_checks():
     assert semantics.action_space("cartesian", {"space": "ee_delta"}) == ("ee_delta", "")
     space, problem = semantics.action_space("joint_trajectory", {"space": "ee_delta"})
     assert space == "ee_delta" and "allow_action_mismatch" in problem and "cartesian" not in problem
-    assert semantics.action_space("cartesian", {}) == ("ee_absolute", "")  # a checkpoint that does not say
+    space, problem = semantics.action_space("cartesian", {})  # a checkpoint that does not say: refused
+    assert space == "ee_absolute" and "does not record what its actions mean" in problem
     assert semantics.rate_problem(0.0, 20.0) == "" and semantics.rate_problem(20.0, 20.0) == ""
     assert "allow_rate_mismatch" in semantics.rate_problem(10.0, 20.0)
 

@@ -190,8 +190,9 @@ def test_a_server_speaking_another_protocol_version_is_refused(wrong_protocol_se
 
 def test_cartesian_interface_sends_pose_targets_and_the_gripper(server, ros_run):
     params = node_params(
-        server.url, command_interface="cartesian", command_topic="/arm/pose", frame_id="base"
-    )
+        server.url, command_interface="cartesian", command_topic="/arm/pose", frame_id="base",
+        allow_action_mismatch=True,  # the stand-in's actions are joint positions: command them as poses
+    )  # fmt: skip
     run = ros_run(params, robot={"pose_topic": "/arm/pose", "command_topic": ""})
     assert run.ask("enable", data=True)["success"]
     pose = run.wait_for(lambda e: True, kind="pose")

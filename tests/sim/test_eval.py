@@ -63,6 +63,7 @@ def test_results_json_follows_the_contract(one_worker):
         assert set(episode) >= {"seed", "success", "steps"} and 0 < episode["steps"] < 400
     assert results["latency_ms"]["p50"] > 0 and results["latency_ms"]["p99"] >= results["latency_ms"]["p50"]
     assert results["checkpoint_id"] is None and results["git_commit"]  # the expert has no checkpoint
+    assert (results["delay_ms"], results["jitter_ms"], results["held_fraction"]) == (0.0, 0.0, 0.0)
     assert "Lift: 3/3 succeeded" in result.stdout and len(result.stdout.strip().splitlines()) == 1
 
 
@@ -115,6 +116,8 @@ def test_wilson_interval_known_values():
         (["--expert", "--task", "Lift", "--action-steps", "0"], "--action-steps must be >= 1"),
         (["--expert", "--task", "Lift", "--executor", "fast"], "--executor must be one of receding"),
         (["--expert", "--task", "Lift", "--ensemble-every", "2"], "only with --executor ensemble"),
+        (["--expert", "--task", "Lift", "--delay-ms", "-1"], "--delay-ms must be >= 0"),
+        (["--expert", "--task", "Lift", "--jitter-ms", "-5"], "--jitter-ms must be >= 0"),
         (["--expert"], "missing required option(s) --task"),
     ],
 )

@@ -202,10 +202,6 @@ class PolicyNode(Node):
         if problem:
             self.get_logger().warning(f"allow_action_mismatch: {problem}")
             space = semantics.ASSUMED[p.command_interface]
-        elif not metadata.action:
-            self.get_logger().warning(
-                f"the checkpoint does not say what its actions mean; treating them as {space} targets"
-            )
         problem = semantics.rate_problem(p.control_rate_hz, metadata.control_rate)
         if problem and not p.allow_rate_mismatch:
             raise ConfigError(problem)

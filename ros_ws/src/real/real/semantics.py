@@ -14,14 +14,21 @@ import numpy as np
 SPACES = ("ee_delta", "ee_absolute", "joint_position", "joint_delta")
 ACCEPTS = {"cartesian": ("ee_delta", "ee_absolute"), "joint_trajectory": ("joint_position", "joint_delta")}
 ASSUMED = {"cartesian": "ee_absolute", "joint_trajectory": "joint_position"}
-"""The space assumed for a checkpoint that does not say (written before checkpoints recorded it)."""
+"""The space assumed, with ``allow_action_mismatch: true``, for a checkpoint that does not say what its actions
+mean (written before checkpoints recorded it)."""
 LIMIT_MARGIN = 0.1
 """Default limits: the checkpoint's action range widened by this fraction of its span on each side."""
 
 
 def action_space(interface: str, action: dict) -> tuple[str, str]:
     """``(space, problem)``: the space the node will execute and ``''``, or the space and why it does not fit."""
-    space = (action or {}).get("space") or ASSUMED[interface]
+    space = (action or {}).get("space")
+    if not space:
+        return ASSUMED[interface], (
+            "the checkpoint does not record what its actions mean (trained before checkpoints recorded it; "
+            "retrain or fine-tune it with init_from to record them), or set allow_action_mismatch: true to "
+            f"command them as {ASSUMED[interface]} targets"
+        )
     if space not in ACCEPTS[interface]:
         return space, (
             f"the checkpoint's actions are '{space}' but command_interface '{interface}' takes "
