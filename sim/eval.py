@@ -257,7 +257,7 @@ def evaluate(
         results["action_steps"] = action_steps
     if executor_mode is not None:  # (--ensemble-every needs it)
         results["executor"] = {k: v for k, v in executor.items() if k != "n_action_steps"}
-    write_results(out, results)
+    write_results(out, results, latencies_ms=[t * 1000 for t in request_s])
     return results
 
 
@@ -277,9 +277,13 @@ def episode_summary(task: str, seeds: list[int], records: list[dict]) -> dict:
     }
 
 
-def write_results(out: str | Path, results: dict) -> None:
-    """Write ``out/results.json``."""
+def write_results(out: str | Path, results: dict, latencies_ms: list[float] | None = None) -> None:
+    """Write ``out/results.json`` and the page beside it (``report.html``: success, per-episode rows linked
+    to their videos, the latency histogram from ``latencies_ms``)."""
+    from manip.sim.report import write_report
+
     (Path(out) / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_report(out, results, latencies_ms)
 
 
 def executor_overrides(

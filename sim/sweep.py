@@ -275,6 +275,7 @@ def run_sweep(
 
     Returns ``{"rows", "ran", "skipped", "failed", "interrupted", "table"}``; ``table`` is ``summary.md``'s text.
     """
+    from manip.sim.report import write_report
     from manip.sim.sweep_dispatch import SweepInterrupted, run_local, run_ray, run_slurm
     from manip.sim.sweep_report import write_reports
 
@@ -300,6 +301,7 @@ def run_sweep(
         done[row["cell"]] = row
     rows = [done[c.name] or cell_row(c, None, "not run (interrupted)") for c in cells]
     table = write_reports(rows, out)
+    write_report(out, rows)
     return {
         "rows": rows,
         "ran": len(new_rows),

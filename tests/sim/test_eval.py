@@ -63,6 +63,8 @@ def test_results_json_follows_the_contract(one_worker):
         assert set(episode) >= {"seed", "success", "steps"} and 0 < episode["steps"] < 400
     assert results["latency_ms"]["p50"] > 0 and results["latency_ms"]["p99"] >= results["latency_ms"]["p50"]
     assert results["checkpoint_id"] is None and results["git_commit"]  # the expert has no checkpoint
+    page = (out / "report.html").read_text()  # the page beside results.json
+    assert "Lift" in page and "3/3" in page
     assert (results["delay_ms"], results["jitter_ms"], results["held_fraction"]) == (0.0, 0.0, 0.0)
     assert "Lift: 3/3 succeeded" in result.stdout and len(result.stdout.strip().splitlines()) == 1
 

@@ -70,6 +70,7 @@ def test_sweep_runs_cells_and_resume_skips_finished(sweep_file, tmp_path):
     assert set(rows) == {("0", "default"), ("0", "short"), ("50", "default"), ("50", "short")}
     assert rows[("0", "default")]["successes"] == "1" and rows[("0", "short")]["successes"] == "0"  # 3 steps
     assert (out / "summary.md").read_text().count("| Lift | expert |") == 4 + 2  # 4 cells, 2 pooled settings
+    assert "Lift" in (out / "report.html").read_text()  # the sweep's page
     assert first.stdout.startswith("| task | policy | seed | setting |")  # the table is printed at the end
     short = read_json(_cell_dir(out, "Lift__expert__seed0__short") / "results.json")
     assert short["executor"] == {"mode": "ensemble"}
