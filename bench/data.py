@@ -8,6 +8,10 @@ them: horizon 16, 2 observation steps, images only for the observation steps):
 - ``cams84``: the same + 2 cameras 84×84×3 uint8;
 - ``cams240``: the same + 2 cameras 240×320×3 uint8.
 
+Frames are read from memory (when they fit ``frame_memory_bytes``), from disk straight from the shard files
+(``from_disk``, :mod:`manip.data.shard_reads`) and from disk through zarr (``from_disk_through_zarr``), the three
+samplers reading each window in turn.
+
 Write MB/s counts raw (uncompressed) bytes per second of wall time. Frames are synthetic but image-like (smooth
 shaded background, moving objects, ±2 sensor noise), or rendered by robosuite with ``--frames sim``.
 
@@ -123,12 +127,16 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def time_windows(sampler, order: np.ndarray) -> float:
-    """Seconds to read the windows ``order`` one by one (as a DataLoader without batching would)."""
-    start = time.perf_counter()
+def time_windows_round_robin(samplers: list, order: np.ndarray) -> list[float]:
+    """Seconds each sampler takes to read the windows ``order`` one by one (as a DataLoader without batching
+    would); the samplers read each window in turn, so load changes on a shared machine hit them alike."""
+    seconds = [0.0] * len(samplers)
     for i in order:
-        sampler.sample(int(i))
-    return time.perf_counter() - start
+        for k, sampler in enumerate(samplers):
+            start = time.perf_counter()
+            sampler.sample(int(i))
+            seconds[k] += time.perf_counter() - start
+    return seconds
 
 
 def store_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
@@ -156,11 +164,12 @@ def store_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
     sampler = SequenceSampler(reader, keys, HORIZON, N_OBS_STEPS, N_ACTION_STEPS, first_k=first_k)
     open_s = time.perf_counter() - start
     order = np.random.default_rng(args.seed).integers(0, len(sampler), args.samples)
-    read_s = time_windows(sampler, order)
-    lazy = SequenceSampler(
-        reader, keys, HORIZON, N_OBS_STEPS, N_ACTION_STEPS, first_k=first_k, frame_memory_bytes=0
+    window = dict(first_k=first_k, frame_memory_bytes=0)
+    lazy = SequenceSampler(reader, keys, HORIZON, N_OBS_STEPS, N_ACTION_STEPS, **window)
+    through_zarr = SequenceSampler(
+        reader, keys, HORIZON, N_OBS_STEPS, N_ACTION_STEPS, **window, direct_reads=False
     )
-    lazy_s = time_windows(lazy, order)
+    read_s, lazy_s, zarr_s = time_windows_round_robin([sampler, lazy, through_zarr], order)
     frame_bytes = int(sum(np.prod(reader.step_spec(k)[0]) for k in cameras))
     return {
         "case": case,
@@ -176,6 +185,7 @@ def store_case(case: str, args: argparse.Namespace, workdir: Path) -> dict:
         "read_samples_per_s": round(args.samples / read_s, 1),
         "read_samples_per_s_from_disk": round(args.samples / lazy_s, 1),
         "read_frame_mb_per_s_from_disk": round(args.samples * N_OBS_STEPS * frame_bytes / 1e6 / lazy_s, 1),
+        "read_samples_per_s_from_disk_through_zarr": round(args.samples / zarr_s, 1),
         "window": {"horizon": HORIZON, "n_obs_steps": N_OBS_STEPS, "cameras": len(cameras)},
     }
 
@@ -317,12 +327,13 @@ def format_report(report: dict) -> str:
     lines = [
         f"zarr v{report['zarr_format']}, {report['frames']} frames, window horizon {HORIZON} / obs {N_OBS_STEPS}",
         f"{'case':<8} {'steps':>6} {'raw MB':>8} {'disk MB':>8} {'ratio':>6} {'write MB/s':>11} "
-        f"{'read samples/s':>15} {'(from disk)':>12}",
+        f"{'read samples/s':>15} {'(from disk)':>12} {'(via zarr)':>11}",
     ]
     for r in report["cases"]:
         lines.append(
             f"{r['case']:<8} {r['steps']:>6} {r['raw_mb']:>8.2f} {r['disk_mb']:>8.2f} {r['compression_ratio']:>6.2f} "
-            f"{r['write_mb_per_s']:>11.2f} {r['read_samples_per_s']:>15.1f} {r['read_samples_per_s_from_disk']:>12.1f}"
+            f"{r['write_mb_per_s']:>11.2f} {r['read_samples_per_s']:>15.1f} {r['read_samples_per_s_from_disk']:>12.1f} "
+            f"{r['read_samples_per_s_from_disk_through_zarr']:>11.1f}"
         )
     for label, rows in report.get("codecs", {}).items():
         lines.append(f"image codecs, {label} frames:")

@@ -4,7 +4,11 @@ Each case builds a policy of the default architecture (``manip.policies.config.P
 256-512-1024, horizon 16, two observation steps; the image case adds the ResNet-18-GN encoder on two 84×84
 cameras) with random weights and a normalizer fitted on random data, then times ``predict_chunk`` end to end
 (normalization, encoding, sampling, unnormalization) on one observation. Weights do not change the cost, so no
-training is needed. Figures: min, p50 and p99 of ``repeats`` timed calls after ``warmup`` calls (with few
+training is needed. Every policy of one architecture gets the same weights (seeded build).
+
+Reference cases (``eager``): DDIM-10, flow-10 and MeanFlow-1 again with the head's ``bind_condition`` off, i.e. the
+plain per-step forward pass (the FiLM projections of the observation recomputed at every sampling step);
+``bound_over_eager`` is each case's p50 over its reference's p50. Figures: min, p50 and p99 of ``repeats`` timed calls after ``warmup`` calls (with few
 repeats p99 is close to the maximum); the cases are timed round-robin so load changes hit them alike. Headline: MeanFlow 1-step latency / DDIM-10 latency (p50), per observation mode.
 """
 
@@ -15,6 +19,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from manip.sim.stats import percentiles_ms
 
 LIFT_LOWDIM = {"robot0_eef_pos": (3,), "robot0_eef_quat": (4,), "robot0_gripper_qpos": (2,), "object": (10,)}
 PROPRIO = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
@@ -32,6 +38,8 @@ class Case:
     steps: int
     backbone: str = "unet1d"
     sampler: str | None = None
+    eager: bool = False
+    """Reference path: the observation conditioning is not bound once per chunk (``head.bind_condition`` off)."""
 
     @property
     def label(self) -> str:
@@ -39,21 +47,27 @@ class Case:
             self.head
         ]
         suffix = "" if self.backbone == "unet1d" else f" ({self.backbone})"
-        return f"{self.obs_mode} {name}-{self.steps}{suffix}"
+        return f"{self.obs_mode} {name}-{self.steps}{suffix}{' eager' if self.eager else ''}"
 
     @property
     def head_config(self) -> dict:
         return {"name": self.head, **({"sampler": self.sampler} if self.sampler else {})}
 
 
-def default_cases(quick: bool = False) -> list[Case]:
-    """DDPM-100, DDIM-10, flow-10 and MeanFlow-1 for low-dim and image (DDPM-100 low-dim only when ``quick``)."""
+MODES = ("lowdim", "image")
+
+
+def default_cases(quick: bool = False, modes: tuple[str, ...] = MODES) -> list[Case]:
+    """DDPM-100, DDIM-10, flow-10 and MeanFlow-1 per observation mode, plus the eager references of the last three
+    (``quick``: no DDPM-100 at all; the transformer MeanFlow-1 case comes with the low-dim mode)."""
     cases = []
-    for mode in ("lowdim", "image"):
-        if mode == "lowdim" or not quick:
+    for mode in modes:
+        if not quick:
             cases.append(Case(mode, "diffusion", 100, sampler="ddpm"))
-        cases += [Case(mode, "diffusion", 10), Case(mode, "flow", 10), Case(mode, "meanflow", 1)]
-    cases.append(Case("lowdim", "meanflow", 1, backbone="transformer"))
+        for head, steps in (("diffusion", 10), ("flow", 10), ("meanflow", 1)):
+            cases += [Case(mode, head, steps), Case(mode, head, steps, eager=True)]
+    if "lowdim" in modes:
+        cases.append(Case("lowdim", "meanflow", 1, backbone="transformer"))
     return cases
 
 
@@ -100,18 +114,9 @@ def build_policy(case: Case, policy_overrides: dict | None = None):
     sample["action"] = np.random.default_rng(2).uniform(-1, 1, (64, ACTION_DIM)).astype(np.float32)
     normalizer = Normalizer.fit([sample], {**dict.fromkeys(lowdim, "minmax"), "action": "minmax"})
     action_spec = Spec((FeatureSpec("action", (ACTION_DIM,)),))
-    return POLICY_TYPES.get(config.type).cls(config, obs_spec, action_spec, normalizer).eval()
-
-
-def percentiles_ms(seconds: list[float]) -> dict[str, float]:
-    """min / p50 / p99 / mean of durations in seconds, in milliseconds (rounded to 0.01)."""
-    ms = np.asarray(seconds) * 1e3
-    return {
-        "min": round(float(ms.min()), 2),
-        "p50": round(float(np.percentile(ms, 50)), 2),
-        "p99": round(float(np.percentile(ms, 99)), 2),
-        "mean": round(float(ms.mean()), 2),
-    }
+    policy = POLICY_TYPES.get(config.type).cls(config, obs_spec, action_spec, normalizer).eval()
+    policy.head.bind_condition = not case.eager
+    return policy
 
 
 def case_result(case: Case, policy, durations: list[float]) -> dict:
@@ -123,6 +128,7 @@ def case_result(case: Case, policy, durations: list[float]) -> dict:
         "sampler": case.sampler or ("ddim" if case.head == "diffusion" else None),
         "backbone": case.backbone,
         "steps": case.steps,
+        "eager_reference": case.eager,
         "repeats": len(durations),
         "parameters": int(sum(p.numel() for p in policy.parameters())),
         "latency_ms": percentiles_ms(durations),
@@ -139,8 +145,10 @@ def time_cases(
     """
     import torch
 
-    torch.manual_seed(0)
-    policies = [build_policy(case, policy_overrides) for case in cases]
+    policies = []
+    for case in cases:
+        torch.manual_seed(0)  # one architecture, one set of weights: a case and its eager reference match
+        policies.append(build_policy(case, policy_overrides))
     observations = [random_obs(p.obs_spec, 1, p.n_obs_steps) for p in policies]
     durations: list[list[float]] = [[] for _ in cases]
     with torch.inference_mode():
@@ -186,11 +194,27 @@ def headline(results: list[dict]) -> dict[str, float]:
     return ratios
 
 
+def bound_over_eager(results: list[dict]) -> dict[str, float]:
+    """p50 of each case over the p50 of its eager reference (same label plus `` eager``), where both ran."""
+    by_label = {r["label"]: r for r in results}
+    return {
+        label: round(r["latency_ms"]["p50"] / by_label[f"{label} eager"]["latency_ms"]["p50"], 3)
+        for label, r in by_label.items()
+        if f"{label} eager" in by_label
+    }
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of ``manip bench inference`` (the dispatcher adds ``--json``)."""
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per case (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
-    parser.add_argument("--quick", action="store_true", help="skip the image DDPM-100 case")
+    parser.add_argument("--quick", action="store_true", help="skip the DDPM-100 cases")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated observation modes (default {','.join(MODES)})",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -202,8 +226,18 @@ def run(args: argparse.Namespace) -> dict:
         raise ManipError(
             f"bench inference: --repeats must be >= 1 and --warmup >= 0 (got {repeats}, {warmup})"
         )
+    modes = tuple(m.strip() for m in str(getattr(args, "modes", ",".join(MODES))).split(",") if m.strip())
+    if not modes or set(modes) - set(MODES):
+        raise ManipError(f"bench inference: --modes takes a subset of {','.join(MODES)} (got {modes})")
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if int(threads) < 1:
+            raise ManipError(f"bench inference: --threads must be >= 1 (got {threads})")
+        import torch
+
+        torch.set_num_threads(int(threads))
     quiet = bool(getattr(args, "json", False))
-    cases = default_cases(quick=bool(getattr(args, "quick", False)))
+    cases = default_cases(quick=bool(getattr(args, "quick", False)), modes=modes)
     # DDPM-100 costs 10× DDIM-10: a quarter of the repeats keeps the default run short.
     counts = [max(3, repeats // 4) if case.steps >= 100 else repeats for case in cases]
     results = time_cases(cases, counts, warmup)
@@ -214,6 +248,7 @@ def run(args: argparse.Namespace) -> dict:
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "cases": results,
         "headline_meanflow1_over_ddim10": headline(results),
+        "bound_over_eager": bound_over_eager(results),
     }
     if not quiet:
         print(format_report(report))
@@ -230,6 +265,8 @@ def format_report(report: dict) -> str:
         )
     for mode, ratio in report["headline_meanflow1_over_ddim10"].items():
         lines.append(f"headline ({mode}): MeanFlow-1 / DDIM-10 latency = {ratio:.3f}")
+    for label, ratio in report.get("bound_over_eager", {}).items():
+        lines.append(f"{label}: bound / eager latency (p50) = {ratio:.3f}")
     return "\n".join(lines)
 
 

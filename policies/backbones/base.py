@@ -40,15 +40,45 @@ class Backbone(nn.Module):
         self, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The FiLM input: time embedding(s) and the observation conditioning, concatenated ``(B, film_dim)``."""
+        return torch.cat([self.time_features(time, time2), cond], dim=-1)
+
+    def time_features(self, time: torch.Tensor, time2: torch.Tensor | None = None) -> torch.Tensor:
+        """The time part of the FiLM input: ``time_embed(time)`` (then ``time2_embed(time2)``), ``(B, film_dim - C)``."""
         parts = [self.time_embed(time)]
         if self.time2_embed is not None:
             parts.append(self.time2_embed(time if time2 is None else time2))
-        return torch.cat([*parts, cond], dim=-1)
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
     def forward(
         self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
     ) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def bind(self, cond: torch.Tensor) -> BoundBackbone:
+        """This backbone with ``cond`` fixed for one chunk's sampling loop; backbones that can precompute what
+        depends on ``cond`` alone (the UNet's FiLM projections) override :meth:`precompute_condition`."""
+        return BoundBackbone(self, cond, self.precompute_condition(cond))
+
+    def precompute_condition(self, cond: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """Keyword arguments for :meth:`forward` computed from ``cond`` alone (``None``: nothing to precompute)."""
+        return None
+
+
+class BoundBackbone:
+    """A backbone with its observation conditioning bound (see :meth:`Backbone.bind`): called like the backbone,
+    ``(x, time, cond, time2=None)``. Given the bound ``cond`` tensor itself, the forward pass reuses the work
+    precomputed from it; any other ``cond`` runs the plain forward pass. The module's ``__call__`` runs either
+    way, so a compiled backbone (``nn.Module.compile``) stays compiled."""
+
+    def __init__(self, backbone: Backbone, cond: torch.Tensor, precomputed: dict[str, torch.Tensor] | None):
+        self.backbone, self.cond, self.precomputed = backbone, cond, precomputed
+
+    def __call__(
+        self, x: torch.Tensor, time: torch.Tensor, cond: torch.Tensor, time2: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.precomputed is None or cond is not self.cond:
+            return self.backbone(x, time, cond, time2)
+        return self.backbone(x, time, cond, time2, **self.precomputed)
 
 
 class SinusoidalTimeEmbedding(nn.Module):

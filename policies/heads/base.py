@@ -23,6 +23,7 @@ HEADS = Registry(
         "diffusion": "manip.policies.heads.diffusion",
         "flow": "manip.policies.heads.flow",
         "meanflow": "manip.policies.heads.meanflow",
+        "streaming": "manip.policies.heads.streaming",
     },
 )
 
@@ -32,6 +33,15 @@ class GenerativeHead:
 
     uses_time2: bool = False
     default_steps: int = 1
+    bind_condition: bool = True
+    """Sampling binds the observation conditioning to the backbone once per chunk (:meth:`Backbone.bind`), so
+    what depends on it alone is computed once, not at every step; False runs the plain per-step forward pass
+    (the reference path ``manip bench inference`` times against)."""
+
+    def conditioned(self, backbone, cond: torch.Tensor):
+        """``backbone`` with ``cond`` bound for one sampling loop where it supports it, else ``backbone``."""
+        bind = getattr(backbone, "bind", None)
+        return bind(cond) if self.bind_condition and bind is not None else backbone
 
     def extra_cond_dim(self, horizon: int) -> int:
         """Features this head appends to the conditioning vector (0 unless it is prefix-conditioned)."""
@@ -51,14 +61,26 @@ class GenerativeHead:
         steps: int | None = None,
         prefix: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
 
 def initial_noise(
-    cond: torch.Tensor, horizon: int, action_dim: int, generator: torch.Generator | None
+    cond: torch.Tensor,
+    horizon: int,
+    action_dim: int,
+    generator: torch.Generator | None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Standard normal ``(B, horizon, action_dim)`` on ``cond``'s device, drawn from ``generator`` if given."""
+    """Standard normal ``(B, horizon, action_dim)`` on ``cond``'s device, drawn from ``generator`` if given;
+    ``noise`` (same shape), when given, is used as it is (noise-space steering picks it)."""
+    if noise is not None:
+        if tuple(noise.shape) != (cond.shape[0], horizon, action_dim):
+            raise ManipError(
+                f"noise has shape {tuple(noise.shape)}, expected ({cond.shape[0]}, {horizon}, {action_dim})"
+            )
+        return noise.to(device=cond.device, dtype=cond.dtype)
     return torch.randn(
         (cond.shape[0], horizon, action_dim),
         generator=generator,

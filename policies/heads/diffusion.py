@@ -62,12 +62,15 @@ class DiffusionHead(GenerativeHead):
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
-    def sample(self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None):
+    def sample(
+        self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None, noise=None
+    ):
         steps = check_steps(steps, self.default_steps)
         check_prefix(prefix, cond.shape[0], horizon, action_dim)
         scheduler = self.sample_scheduler
         scheduler.set_timesteps(min(steps, self.config.num_train_timesteps))
-        x = initial_noise(cond, horizon, action_dim, generator)
+        backbone = self.conditioned(backbone, cond)
+        x = initial_noise(cond, horizon, action_dim, generator, noise)
         prefix_noise = None if prefix is None else initial_noise(cond, prefix.shape[1], action_dim, generator)
         for t in scheduler.timesteps:
             if prefix is not None:

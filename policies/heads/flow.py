@@ -118,27 +118,33 @@ class FlowHead(GenerativeHead):
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
-    def sample(self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None):
+    def sample(
+        self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None, noise=None
+    ):
         steps = check_steps(steps, self.default_steps)
         given = check_prefix(prefix, cond.shape[0], horizon, action_dim)
-        noise = initial_noise(cond, horizon, action_dim, generator)
+        noise = initial_noise(cond, horizon, action_dim, generator, noise)
         if self.prefix_conditioned:
             # the prefix is given clean, and the backbone is told which steps it covers
             mask = (torch.arange(horizon, device=cond.device) < given).to(cond.dtype)
             cond = torch.cat([cond, mask.expand(cond.shape[0], horizon)], dim=-1)
+        backbone = self.conditioned(backbone, cond)
 
         def on_path(t: float) -> torch.Tensor | None:  # where the prefix is held at time t
             if prefix is None or self.prefix_conditioned:
                 return prefix
             return (1 - t) * noise[:, : prefix.shape[1]] + t * prefix
 
+        def times(t: float) -> torch.Tensor:  # filled on the device: no host copy (CUDA-graph capturable)
+            return torch.full((cond.shape[0],), t, device=cond.device, dtype=torch.float32)
+
         x, dt = noise, 1.0 / steps
         for i in range(steps):
             t = i * dt
             x = hold_prefix(x, on_path(t))
-            v = self.velocity(backbone, x, t, cond)
+            v = self.velocity(backbone, x, times(t), cond)
             if self.config.solver == "heun":
                 x_euler = hold_prefix(x + dt * v, on_path(t + dt))
-                v = 0.5 * (v + self.velocity(backbone, x_euler, t + dt, cond))
+                v = 0.5 * (v + self.velocity(backbone, x_euler, times(t + dt), cond))
             x = x + dt * v
         return hold_prefix(x, prefix)

@@ -152,14 +152,17 @@ class MeanFlowHead(GenerativeHead):
         return loss, {"loss": float(loss.detach()), "mse": float(err.detach().mean())}
 
     @torch.no_grad()
-    def sample(self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None):
+    def sample(
+        self, backbone, cond, horizon, action_dim, steps=None, prefix=None, generator=None, noise=None
+    ):
         steps = check_steps(steps, self.default_steps)
         check_prefix(prefix, cond.shape[0], horizon, action_dim)
-        noise = initial_noise(cond, horizon, action_dim, generator)
+        noise = initial_noise(cond, horizon, action_dim, generator, noise)
         z = noise
         batch = cond.shape[0]
         if self.guided:  # the guided field is what was learned: one evaluation with the real conditioning
             cond = self._flagged(cond, torch.ones(batch, dtype=torch.bool, device=cond.device))
+        backbone = self.conditioned(backbone, cond)
         for i in range(steps):
             t_now, t_next = 1.0 - i / steps, 1.0 - (i + 1) / steps
             if prefix is not None:  # hold the prefix where the path puts it at t_now

@@ -39,6 +39,34 @@ def test_default_cases_cover_every_head_and_step_count():
     labels = {c.label for c in inference.default_cases()}
     for mode in ("lowdim", "image"):
         assert {f"{mode} DDPM-100", f"{mode} DDIM-10", f"{mode} flow-10", f"{mode} MeanFlow-1"} <= labels
+        assert {f"{mode} DDIM-10 eager", f"{mode} flow-10 eager", f"{mode} MeanFlow-1 eager"} <= labels
+    quick = {c.label for c in inference.default_cases(quick=True, modes=("lowdim",))}
+    assert not any("DDPM" in label or "image" in label for label in quick)
+
+
+def test_eager_reference_cases_run_the_per_step_path_with_the_same_weights():
+    fast, eager = inference.Case("lowdim", "meanflow", 1), inference.Case("lowdim", "meanflow", 1, eager=True)
+    results = inference.time_cases([fast, eager], [2, 2], 0, TINY_BACKBONE)
+    assert [r["label"] for r in results] == ["lowdim MeanFlow-1", "lowdim MeanFlow-1 eager"]
+    assert [r["eager_reference"] for r in results] == [False, True]
+    assert inference.build_policy(eager, TINY_BACKBONE).head.bind_condition is False
+    ratios = inference.bound_over_eager(results)
+    p50 = [r["latency_ms"]["p50"] for r in results]
+    assert ratios == {"lowdim MeanFlow-1": round(p50[0] / p50[1], 3)}
+
+
+def test_image_data_supply_reads_windows_from_disk_and_compares_with_the_step():
+    supply = train.data_supply(batch_size=4, batches=1, workers=1, episodes=1)
+    assert set(supply["windows_per_s"]) == {
+        "batched, 0 workers",
+        "zarr reads, batched",
+        "zarr reads, one window at a time",
+        "batched, 1 workers",
+    }
+    assert all(rate > 0 for rate in supply["windows_per_s"].values())
+    report = train.supply_report(supply, [{"label": train.IMAGE_POLICY, "samples_per_s": 2.0}])
+    assert report["supply_over_demand"] == round(max(supply["windows_per_s"].values()) / 2.0, 1)
+    assert "supply / demand" in train.format_report({"cases": [], "data": report})
 
 
 def test_training_throughput_case_runs_real_steps():
@@ -57,3 +85,36 @@ def test_bench_arguments_are_checked():
         inference.run(argparse.Namespace(repeats=0, warmup=0, json=True))
     with pytest.raises(ManipError, match="batch-size"):
         train.run(argparse.Namespace(batch_size=0, iters=1, warmup=0, json=True))
+    with pytest.raises(ManipError, match="modes"):
+        inference.run(argparse.Namespace(repeats=1, warmup=0, modes="depth", json=True))
+    with pytest.raises(ManipError, match="threads"):
+        inference.run(argparse.Namespace(repeats=1, warmup=0, threads=0, json=True))
+
+
+def test_gpu_latency_figures_name_the_targets_once_their_cases_ran():
+    from manip.bench import gpu
+
+    def row(label, mode, p50):
+        return {"label": label, "mode": mode, "latency_ms": {"p50": p50}}
+
+    partial = gpu.latency_figures([row("lowdim DDIM-10", "eager per-step", 30.0)])
+    assert (
+        partial["ddim10_eager_over_cuda_graphs"] is None and partial["meanflow1_cuda_graphs_p50_ms"] is None
+    )
+    rows = [
+        row("lowdim DDIM-10", "eager per-step", 30.0),
+        row("lowdim DDIM-10", "CUDA graphs", 2.5),
+        row("lowdim MeanFlow-1", "CUDA graphs", 0.8),
+    ]
+    figures = gpu.latency_figures(rows)
+    assert figures["ddim10_eager_over_cuda_graphs"] == 12.0 and figures["meanflow1_cuda_graphs_p50_ms"] == 0.8
+
+
+def test_gpu_script_is_valid_bash_and_documents_the_offline_wheels():
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    assert "pip download --only-binary=:all: --python-version 3.12" in text and "--no-index" in text
