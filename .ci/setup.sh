@@ -49,7 +49,9 @@ if [ ! -f "$venv/.manip-stamp-$stamp" ]; then
   "$py" -m pip install "${pip_quiet[@]}" -c .ci/constraints.txt -e ".[all]" 2>&1 | grep -v 'is ignored' || true
   # robosuite declares numpy<2 and GUI OpenCV; its real needs are in manip[sim].
   "$py" -m pip install "${pip_quiet[@]}" -c .ci/constraints.txt --no-deps robosuite==1.5.2 2>&1 | grep -v 'is ignored' || true
-  "$py" -c 'import torch, zarr, manip.data, manip.policies, manip.real; from manip.sim.render import import_robosuite; import_robosuite()' \
+  # Meta-World declares mujoco==3.3.0; it runs on 3.9.0. Its real needs (gymnasium, packaging, imageio) are in manip[metaworld].
+  "$py" -m pip install "${pip_quiet[@]}" -c .ci/constraints.txt --no-deps metaworld==3.1.1 2>&1 | grep -v 'is ignored' || true
+  "$py" -c 'import torch, zarr, manip.data, manip.policies, manip.real; from manip.sim.render import import_robosuite; import_robosuite(); import metaworld.policies' \
     || { echo "setup.sh: the install did not complete (see the pip output above)" >&2; exit 1; }
   rm -f "$venv"/.manip-stamp-*
   touch "$venv/.manip-stamp-$stamp"

@@ -17,6 +17,7 @@ from manip.core.errors import ManipError
 from manip.core.specs import Spec
 from manip.policies.config import PolicyConfig
 from manip.policies.heads.base import HEADS, GenerativeHead
+from manip.policies.sampling import draw_chunk, reset_sampling
 
 ACTION_KEY = "action"
 
@@ -51,6 +52,7 @@ class Policy(nn.Module):
             raise ManipError("the action spec needs one 'action' feature of shape (A,)")
         self.lowdim_keys = [f.name for f in obs_spec.of_kind("lowdim")]
         self.image_keys = [f.name for f in obs_spec.of_kind("rgb", "depth")]
+        self.point_keys = [f.name for f in obs_spec.of_kind("points")]
         self._check_normalizer()
         head = HEADS.get(config.head.name)
         self.head = head.cls(HEADS.parse_params(config.head.name, config.head.params, "policy.head"))
@@ -93,6 +95,8 @@ class Policy(nn.Module):
         out: dict[str, Any] = dict(self.normalizer.normalize({k: obs[k].float() for k in self.lowdim_keys}))
         for key in self.image_keys:
             out[key] = images_to_float(obs[key])
+        for key in self.point_keys:  # point clouds stay in metres (base frame), as DP3 feeds them
+            out[key] = obs[key].float()
         return out
 
     def encode(self, obs: dict[str, Any], instruction: list[str] | None = None) -> torch.Tensor:
@@ -153,17 +157,13 @@ class Policy(nn.Module):
                     f"prefix has shape {tuple(prefix_t.shape)}, expected (B, P, {self.action_dim})"
                 )
             prefix_n = self.normalizer.normalize({ACTION_KEY: prefix_t})[ACTION_KEY]
-        sample = self.head.sample(
-            self.backbone,
-            cond,
-            self.horizon,
-            self.action_dim,
-            steps=steps,
-            prefix=prefix_n,
-            generator=generator,
-        )
+        sample = draw_chunk(self, cond, steps=steps, prefix=prefix_n, generator=generator)
         actions = self.normalizer.unnormalize({ACTION_KEY: sample})[ACTION_KEY]
         return actions.float().cpu().numpy()
+
+    def reset_sampling(self) -> None:
+        """Start a new episode: forget per-episode sampling state (a streaming buffer)."""
+        reset_sampling(self)
 
     @staticmethod
     def training_dataset(dataset):

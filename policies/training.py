@@ -19,14 +19,17 @@ from manip.policies.checkpoint import set_action_semantics
 from manip.policies.config import POLICY_TYPES
 from manip.policies.train_config import TrainConfig
 from manip.policies.trainer import RolloutFn, Trainer, seed_everything
+from manip.real.client.points import is_point_cloud
 
 
 def specs_from_store(store, obs_keys, action_key: str = ACTION_KEY) -> tuple[Spec, Spec]:
-    """Observation and action specs from a store's per-step shapes (uint8 frames are ``rgb``)."""
+    """Observation and action specs from a store's per-step shapes (uint8 frames are ``rgb``, ``point_cloud``
+    keys of shape ``(N, 3|6)`` are ``points``)."""
     features = []
     for key in obs_keys:
         shape, dtype = store.step_spec(key)
         kind = "rgb" if is_frame(shape, dtype) and len(shape) == 3 else "lowdim"
+        kind = "points" if is_point_cloud(key, shape) else kind
         features.append(FeatureSpec(key, shape, str(dtype) if kind == "rgb" else "float32", kind))
     shape, _dtype = store.step_spec(action_key)
     if len(shape) != 1:
@@ -95,6 +98,23 @@ def mixture_weights(dataset, task_weights: dict[str, float], quiet: bool = False
     return weights
 
 
+def intervention_sampling(dataset, config: TrainConfig, base=None, quiet: bool = False):
+    """Per-window probabilities from the intervention flags (``data.intervention_weight`` / ``only_interventions``,
+    times ``base``); the intervention share of a batch before and after is printed."""
+    from manip.data.interventions import intervention_weights, intervention_windows, share_of
+
+    chunks = getattr(dataset, "dataset", dataset)  # the ChunkDataset under a policy's wrapper
+    flagged = intervention_windows(chunks.store, chunks.window_steps())
+    weights = intervention_weights(
+        flagged, config.data.intervention_weight, config.data.only_interventions, base
+    )
+    if not quiet:
+        print(
+            f"intervention windows' share of a batch: {share_of(flagged, base):.0%} -> {share_of(flagged, weights):.0%}"
+        )
+    return weights
+
+
 def run_training(
     config: TrainConfig,
     out_dir: str | Path,
@@ -128,6 +148,8 @@ def run_training(
     weights = None
     if config.data.task_weights:
         weights = mixture_weights(dataset, config.data.task_weights, quiet=quiet)
+    if config.data.intervention_weight is not None or config.data.only_interventions:
+        weights = intervention_sampling(dataset, config, weights, quiet=quiet)
     trainer = Trainer(
         policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet, sample_weights=weights
     )

@@ -54,6 +54,7 @@ class Episode:
     success: bool = False
     ended: str = ""
     timestamps: list[float] = field(default_factory=list)  # seconds from the first step (paced runs only)
+    meta: dict = field(default_factory=dict)  # extra per-episode metadata to store (e.g. corrections)
 
 
 def open_store(path: str | Path):
@@ -156,20 +157,22 @@ def collect(
     max_attempts: int | None = None,
     quiet: bool = False,
     front=None,
+    episode_runner=None,
 ) -> CollectReport:
     """Record ``episodes`` episodes into the store at ``out`` (see the module docstring).
 
     Episode ``k`` tries seed ``first + k`` (``first``: ``seed``, or one past the store's last seed). ``front``
     (default :class:`Unattended`) starts, paces and judges episodes; an operator's redo retries the same seed.
     Unattended collection moves on to the next seed until ``episodes`` are kept, at most ``max_attempts``
-    seeds; a human front end asks until the operator quits.
+    seeds; a human front end asks until the operator quits. ``episode_runner`` (default: the plain recording loop)
+    runs one episode with the same arguments and contract, e.g. :func:`manip.sim.corrections.record_correction_episode`.
     """
     from manip.data.recorder import Recorder
 
     if episodes < 1:
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
     store = open_store(out)
-    store.set_attrs(control_rate=float(env.control_rate), action_semantics=ROBOSUITE_OSC_ACTION)
+    store.set_attrs(control_rate=float(env.control_rate), action_semantics=getattr(env, "action_semantics", ROBOSUITE_OSC_ACTION))
     recorder = Recorder(store)
     front = front or Unattended(keep_failures, quiet)
     controller = controller_for(policy, env.task) if policy is not None else None
@@ -180,7 +183,9 @@ def collect(
         limit = None  # a person decides when to stop
     try:
         while report.kept < episodes and (limit is None or report.attempted < limit):
-            episode = _record_episode(env, device, recorder, next_seed, controller, front, report)
+            episode = (episode_runner or _record_episode)(
+                env, device, recorder, next_seed, controller, front, report
+            )
             decision = _decision(env, device, front, episode, report)
             if decision == "quit":
                 recorder.discard()
@@ -195,7 +200,7 @@ def collect(
             next_seed += 1
             if decision == "keep":
                 meta = _paced_meta(env, episode) if front.paced else {}
-                recorder.commit(success=episode.success, **meta)
+                recorder.commit(success=episode.success, **episode.meta, **meta)
                 report.kept += 1
                 report.kept_seeds.append(episode.seed)
                 front.announce(f"kept episode {report.kept} (seed {episode.seed}, {_outcome(episode)})")

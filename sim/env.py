@@ -1,9 +1,11 @@
 """``ManipEnv``: the gymnasium-style robosuite wrapper used by collection, evaluation and training rollouts.
 
-Actions are 7-D: OSC_POSE deltas (3 position, 3 axis-angle rotation, each in [-1, 1]) and the gripper
-(-1 open, +1 close). Observations are a dict of numpy arrays named as in the dataset (see
-``docs/ARCHITECTURE.md``): ``robot0_eef_pos``, ``robot0_eef_quat``, ``robot0_gripper_qpos``, ``object`` and, in
-image mode, ``agentview_image`` and ``robot0_eye_in_hand_image`` (uint8 HWC, upright).
+Actions are 7-D per robot: OSC_POSE deltas (3 position, 3 axis-angle rotation in the robot's base frame, each
+in [-1, 1]) and the gripper (-1 open, +1 close); a two-arm task takes 14-D actions, robot0's block first.
+Observations are a dict of numpy arrays named as in the dataset (see ``docs/ARCHITECTURE.md``):
+``robot0_eef_pos``, ``robot0_eef_quat``, ``robot0_gripper_qpos`` (and the same ``robot1_*`` keys for a second
+robot), ``object`` and, in image mode, one ``<camera>_image`` per task camera, e.g. ``agentview_image`` and
+``robot0_eye_in_hand_image`` (uint8 HWC, upright).
 
 Seeding: robosuite 1.5.2 draws initial states from ``env.rng`` (made once in ``make(seed=)``), so
 ``reset(seed=s)`` re-seeds that generator in place; the same seed gives the same initial state. Model-level
@@ -20,12 +22,24 @@ import numpy as np
 
 from manip.core.errors import ManipError
 from manip.core.specs import FeatureSpec, Spec
+from manip.sim.metaworld.tasks import is_metaworld
 from manip.sim.render import import_robosuite
-from manip.sim.tasks import TaskSpec, check_obs_mode, get_task
+from manip.sim.tasks import ARM_DIM, TaskSpec, check_obs_mode, get_task
 
-LOWDIM_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
-ACTION_DIM = 7
+PROPRIO_KEYS = ("eef_pos", "eef_quat", "gripper_qpos")
+LOWDIM_KEYS = tuple(f"robot0_{key}" for key in PROPRIO_KEYS)
+ACTION_DIM = ARM_DIM
 ACTION_SPEC = Spec((FeatureSpec("action", (ACTION_DIM,)),))
+
+
+def lowdim_keys(task: TaskSpec) -> tuple[str, ...]:
+    """The proprioception keys of ``task``'s observations: ``robot{i}_eef_pos/_eef_quat/_gripper_qpos`` per robot."""
+    return tuple(f"robot{i}_{key}" for i in range(len(task.robots)) for key in PROPRIO_KEYS)
+
+
+def action_spec_for(task: TaskSpec) -> Spec:
+    """The action spec of ``task``: ``action`` with 7 dimensions per robot."""
+    return Spec((FeatureSpec("action", (task.action_dim,)),))
 
 
 def _no_multisampling(xml: str) -> str:
@@ -64,7 +78,8 @@ class ManipEnv:
 
         self.raw = suite.make(
             task.env_name,
-            robots="Panda",
+            robots=list(task.robots) if len(task.robots) > 1 else task.robots[0],
+            env_configuration=task.env_configuration,
             controller_configs=load_composite_controller_config(controller="BASIC"),
             has_renderer=False,
             has_offscreen_renderer=self.offscreen,
@@ -87,7 +102,8 @@ class ManipEnv:
         self._steps = 0
         self._last_obs: dict[str, np.ndarray] | None = None
         self.obs_spec = self._spec_from(self._convert(self.raw.observation_spec()))
-        self.action_spec = ACTION_SPEC
+        self.action_spec = action_spec_for(task)
+        self.action_dim = task.action_dim
 
     # -- rendering -------------------------------------------------------------------------------------
     def _prepare_rendering(self) -> None:
@@ -123,7 +139,7 @@ class ManipEnv:
 
     # -- observations ----------------------------------------------------------------------------------
     def _convert(self, raw: dict) -> dict[str, np.ndarray]:
-        obs = {key: np.asarray(raw[key], dtype=np.float32) for key in LOWDIM_KEYS}
+        obs = {key: np.asarray(raw[key], dtype=np.float32) for key in lowdim_keys(self.task)}
         obs["object"] = np.asarray(raw[self.task.object_obs_key], dtype=np.float32)
         if self.obs_mode == "image":
             for camera in self.task.cameras:
@@ -154,15 +170,17 @@ class ManipEnv:
         return self._last_obs
 
     def step(self, action) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
-        """Apply one 7-D action; returns ``(obs, reward, terminated, truncated, info)``.
+        """Apply one action (7-D per robot); returns ``(obs, reward, terminated, truncated, info)``.
 
         ``terminated`` is robosuite's ``_check_success()``; ``truncated`` is the horizon running out.
         """
         if self._last_obs is None:
             raise ManipError("step() before reset(): call reset(seed=...) first")
         act = np.asarray(action, dtype=np.float64).reshape(-1)
-        if act.shape != (ACTION_DIM,):
-            raise ManipError(f"action has shape {np.shape(action)}, expected ({ACTION_DIM},)")
+        if act.shape != (self.action_dim,):
+            raise ManipError(
+                f"action has shape {np.shape(action)}, expected ({self.action_dim},) for {self.task.name}"
+            )
         if not np.isfinite(act).all():
             raise ManipError("action contains NaN or inf")
         raw, reward, _done, _info = self.raw.step(np.clip(act, -1.0, 1.0))
@@ -191,13 +209,26 @@ class ManipEnv:
 def make_env(
     task: str, obs_mode: str = "lowdim", image_size: int = 84, seed: int | None = None, **options
 ) -> ManipEnv:
-    """Build a :class:`ManipEnv` for the task named ``task`` (options: offscreen, hard_reset, cheap_render, horizon)."""
-    return ManipEnv(get_task(task), obs_mode=obs_mode, image_size=image_size, seed=seed, **options)
+    """Build a :class:`ManipEnv` for the task named ``task`` (options: offscreen, hard_reset, cheap_render, horizon).
+
+    A Meta-World task (``pick-place-v3``, ...) gets a :class:`manip.sim.metaworld.env.MetaWorldEnv` (same
+    interface; also ``obs_mode="points"`` and the options num_points, point_colors)."""
+    spec = get_task(task)
+    if is_metaworld(spec):
+        from manip.sim.metaworld.env import make_metaworld_env
+
+        return make_metaworld_env(spec, obs_mode=obs_mode, image_size=image_size, seed=seed, **options)
+    check_obs_mode(obs_mode, spec)
+    return ManipEnv(spec, obs_mode=obs_mode, image_size=image_size, seed=seed, **options)
 
 
 def make_env_for(obs_spec, task: str, **options) -> ManipEnv:
     """A :func:`make_env` whose observations match ``obs_spec`` (a policy's): image mode at the spec's camera size
     when it has RGB features, else low-dim (options as for :func:`make_env`)."""
+    if is_metaworld(task):
+        from manip.sim.metaworld.env import metaworld_env_for
+
+        return metaworld_env_for(obs_spec, get_task(task), **options)
     images = obs_spec.of_kind("rgb")
     obs_mode = "image" if images else "lowdim"
     return make_env(task, obs_mode=obs_mode, image_size=images[0].shape[0] if images else 84, **options)

@@ -31,14 +31,14 @@ FOLDERS = {
 }
 
 # package → the packages it may import (besides itself). The order of the layers:
-# core ← {data, real.client, real.cameras} ← policies ← {sim, real} ← bench; the CLI dispatches verbs by entry
+# core ← {data, real.client ← real.cameras} ← policies ← {sim, real} ← bench; the CLI dispatches verbs by entry
 # point and imports only the kernel; the ROS nodes use the light client (the recorder node also data).
 ALLOWED = {
     "manip.core": set(),
     "manip.cli": {"manip.core"},
     "manip.data": {"manip.core", "manip.cli"},
     "manip.real.client": {"manip.core"},
-    "manip.real.cameras": {"manip.core"},
+    "manip.real.cameras": {"manip.core", "manip.real.client"},  # point clouds: manip.real.client.points
     "manip.policies": {"manip.core", "manip.cli", "manip.data", "manip.real.client"},
     "manip.sim": {"manip.core", "manip.cli", "manip.data", "manip.real.client", "manip.policies"},
     "manip.real": {

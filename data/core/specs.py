@@ -13,14 +13,15 @@ import numpy as np
 
 from manip.core.errors import ManipError
 
-KINDS = ("lowdim", "rgb", "depth", "text")
+KINDS = ("lowdim", "rgb", "depth", "text", "points")
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
     """One named feature: per-step ``shape`` (without time/batch), ``dtype`` and ``kind``.
 
-    Images are stored and sent as ``uint8`` HWC (``kind="rgb"``); the policy converts them to float CHW.
+    Images are stored and sent as ``uint8`` HWC (``kind="rgb"``); the policy converts them to float CHW. Point
+    clouds (``kind="points"``) are float32 ``(N, 3)`` (xyz, metres) or ``(N, 6)`` (xyz + RGB in [0, 1]).
     """
 
     name: str

@@ -23,11 +23,18 @@ ENCODERS = Registry(
         "lowdim": "manip.policies.encoders.lowdim",
         "image": "manip.policies.encoders.image",
         "language": "manip.policies.encoders.language",
+        "points": "manip.policies.encoders.points",
     },
 )
 
 #: Which encoder consumes which feature kind (``manip.core.specs.KINDS``).
-ENCODER_FOR_KIND = {"lowdim": "lowdim", "rgb": "image", "depth": "image", "text": "language"}
+ENCODER_FOR_KIND = {
+    "lowdim": "lowdim",
+    "rgb": "image",
+    "depth": "image",
+    "text": "language",
+    "points": "points",
+}
 
 
 class ObsEncoder(nn.Module):

@@ -1,5 +1,5 @@
 """Scripted experts, one per task: ``make_expert(task)`` returns an object with ``reset(env, seed)`` and
-``act(env, obs) -> action (7,)`` (see :mod:`manip.sim.experts.base`)."""
+``act(env, obs) -> action`` (7-D per robot of the task) (see :mod:`manip.sim.experts.base`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,24 @@ EXPERTS = Registry(
         "NutAssemblySquare": "manip.sim.experts.nut_assembly:NutAssemblySquareExpert",
         "Stack": "manip.sim.experts.stack:StackExpert",
         "Door": "manip.sim.experts.door:DoorExpert",
+        "ToolHang": "manip.sim.experts.tool_hang:ToolHangExpert",
+        "TwoArmTransport": "manip.sim.experts.transport:TwoArmTransportExpert",
     },
 )
+
+
+def _register_metaworld() -> None:
+    """Every Meta-World task's expert: its own scripted policy (:class:`manip.sim.experts.metaworld.MetaWorldExpert`)."""
+    from functools import partial
+
+    from manip.sim.experts.metaworld import MetaWorldExpert
+    from manip.sim.metaworld.tasks import METAWORLD_TASKS
+
+    for name in METAWORLD_TASKS:
+        EXPERTS.register(name)(partial(MetaWorldExpert, name))
+
+
+_register_metaworld()
 
 
 def make_expert(task: str):
