@@ -172,7 +172,10 @@ def collect(
     if episodes < 1:
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
     store = open_store(out)
-    store.set_attrs(control_rate=float(env.control_rate), action_semantics=getattr(env, "action_semantics", ROBOSUITE_OSC_ACTION))
+    store.set_attrs(
+        control_rate=float(env.control_rate),
+        action_semantics=getattr(env, "action_semantics", ROBOSUITE_OSC_ACTION),
+    )
     recorder = Recorder(store)
     front = front or Unattended(keep_failures, quiet)
     controller = controller_for(policy, env.task) if policy is not None else None
