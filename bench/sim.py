@@ -1,5 +1,6 @@
 """Simulation speed: steps/s raw robosuite vs ManipEnv (low-dim, image), camera frame ms before/after the cheap
-rendering settings, reset time with/without a GL rebuild, eval episodes/min with 1 and 2 workers."""
+rendering settings, reset time with/without a GL rebuild, eval episodes/min with 1 and 2 workers (their ratio and
+the warm pool's start-up), worker start-ups of a 4-cell sweep."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=200, help="steps per steps/s figure")
     parser.add_argument("--frames", type=int, default=50, help="frames per camera figure")
     parser.add_argument("--resets", type=int, default=5, help="resets per reset figure")
-    parser.add_argument("--episodes", type=int, default=10, help="Lift expert episodes per eval figure")
+    parser.add_argument("--episodes", type=int, default=40, help="Lift expert episodes per eval figure")
+    parser.add_argument("--rounds", type=int, default=2, help="round-robin rounds of the 1- vs 2-worker eval")
     parser.add_argument("--image-size", type=int, default=84)
 
 
@@ -97,17 +99,66 @@ def reset_ms(resets: int) -> dict:
     return figures
 
 
-def eval_rate(episodes: int) -> dict:
-    from manip.sim.eval import SourceSpec, evaluate
+def eval_rate(episodes: int, rounds: int) -> dict:
+    """Lift expert episodes/min with 1 worker (in-process) and 2 warm pool workers, measured round-robin.
 
-    figures = {}
+    Start-up (spawn 2 workers, import robosuite, build their envs) is timed once on a fresh pool and kept out of
+    the rates: the pool stays warm across evaluations, so it is paid once per process. Each round times both
+    worker counts back to back (alternating which goes first), so a change in the machine's load hits both.
+    """
+    from manip.sim.eval import SourceSpec, evaluate
+    from manip.sim.workers import close_shared_pool, shared_pool
+
+    expert = SourceSpec("expert")
+    seconds = {1: 0.0, 2: 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            start = time.perf_counter()
-            evaluate(SourceSpec("expert"), "Lift", episodes, f"{tmp}/w{workers}", workers=workers, quiet=True)
-            figures[f"workers_{workers}"] = round(episodes / ((time.perf_counter() - start) / 60), 2)
-    figures["scaling_efficiency"] = round(figures["workers_2"] / (2 * figures["workers_1"]), 3)
-    return figures
+        close_shared_pool()
+        start = time.perf_counter()
+        pool = shared_pool()
+        pool.ensure(2)
+        pool.wait_ready()
+        spawn_import_s = time.perf_counter() - start
+        evaluate(expert, "Lift", 2, f"{tmp}/warm2", workers=2, quiet=True)  # each worker builds its env
+        startup_s = time.perf_counter() - start
+        evaluate(expert, "Lift", 1, f"{tmp}/warm1", workers=1, quiet=True)  # the in-process env
+        for round_ in range(rounds):
+            for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
+                start = time.perf_counter()
+                evaluate(expert, "Lift", episodes, f"{tmp}/r{round_}w{workers}", workers=workers, quiet=True)
+                seconds[workers] += time.perf_counter() - start
+    rate = {w: episodes * rounds / (seconds[w] / 60) for w in seconds}
+    return {
+        "episodes": episodes,
+        "rounds": rounds,
+        "workers_1": round(rate[1], 2),
+        "workers_2": round(rate[2], 2),
+        "speedup_2_over_1": round(rate[2] / rate[1], 3),
+        "scaling_efficiency": round(rate[2] / (2 * rate[1]), 3),
+        "startup_s": round(startup_s, 2),
+        "startup_spawn_import_s": round(spawn_import_s, 2),
+        "workers_started": pool.started,
+    }
+
+
+def sweep_startups(cells: int, episodes: int) -> dict:
+    """Worker processes started by a local sweep of ``cells`` Lift expert cells on 2 workers (fresh pool)."""
+    from manip.sim.sweep import SweepConfig, cells_of
+    from manip.sim.sweep_dispatch import run_local
+    from manip.sim.workers import close_shared_pool, shared_pool
+
+    close_shared_pool()
+    config = SweepConfig(tasks=["Lift"], seeds=[100 * i for i in range(cells)], episodes=episodes, workers=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        rows = run_local(cells_of(config), tmp, config.workers, quiet=True)
+        wall = time.perf_counter() - start
+    return {
+        "cells": cells,
+        "episodes_per_cell": episodes,
+        "failed_cells": sum(bool(r["error"]) for r in rows),
+        "workers_started": shared_pool().started,
+        "wall_s": round(wall, 2),
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -117,18 +168,26 @@ def run(args: argparse.Namespace) -> dict:
     for task in args.tasks:
         get_task(task)
     figures = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "gl": choose_gl_backend()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "gl": choose_gl_backend(),
+            "load_avg_1min_before": round(os.getloadavg()[0], 2),
+        },
         "settings": {
             "steps": args.steps,
             "frames": args.frames,
             "episodes": args.episodes,
+            "rounds": args.rounds,
             "image_size": args.image_size,
         },
         "steps_per_s": {task: steps_per_second(task, args.steps, args.image_size) for task in args.tasks},
         "camera_frame_ms_256px": camera_ms(args.frames, 256),
         "camera_frame_ms_84px": camera_ms(args.frames, 84),
         "reset_ms": reset_ms(args.resets),
-        "eval_episodes_per_min_lift_expert": eval_rate(args.episodes),
+        "eval_episodes_per_min_lift_expert": eval_rate(args.episodes, args.rounds),
+        "sweep_4_cells_worker_startups": sweep_startups(4, 5),
+        "load_avg_1min_after": round(os.getloadavg()[0], 2),
     }
     if not args.json:
         print("steps/s           raw-lowdim wrapper-lowdim raw-image wrapper-image")
@@ -141,6 +200,7 @@ def run(args: argparse.Namespace) -> dict:
             "camera_frame_ms_84px",
             "reset_ms",
             "eval_episodes_per_min_lift_expert",
+            "sweep_4_cells_worker_startups",
         ):
             print(f"{key}: {figures[key]}")
     return figures

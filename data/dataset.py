@@ -113,6 +113,10 @@ class ChunkDataset(torch.utils.data.Dataset):
         """The episode index of every item, ``(len(self),)``."""
         return self.sampler.window_episodes()
 
+    def window_steps(self) -> np.ndarray:
+        """The store steps ``(buffer_start, buffer_end)`` every item's window covers, ``(len(self), 2)``."""
+        return self.sampler.indices[:, :2]
+
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):
             raise IndexError(f"ChunkDataset index {i} out of range ({len(self)} windows)")

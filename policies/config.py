@@ -9,9 +9,17 @@ from pydantic import ConfigDict, Field, model_validator
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.core.registry import Registry
+from manip.policies.sampling import SamplingConfig
 
 #: Policy types by name: "chunk" (encoder + backbone + head) here; POLICY-EXT's ``manip.policies.vla`` adds "vla".
-POLICY_TYPES = Registry("policy type", modules={"chunk": "manip.policies.chunk", "vla": "manip.policies.vla"})
+POLICY_TYPES = Registry(
+    "policy type",
+    modules={
+        "chunk": "manip.policies.chunk",
+        "vla": "manip.policies.vla",
+        "steered": "manip.policies.steering.policy",
+    },
+)
 
 
 class Component(StrictConfig):
@@ -42,6 +50,8 @@ class PolicyConfig(StrictConfig):
     backbone: Component = Component(name="unet1d")
     head: Component = Component(name="diffusion")
     normalizer: dict[str, str] = Field(default_factory=dict)
+    sampling: SamplingConfig = SamplingConfig()
+    """How ``predict_chunk`` draws chunks: candidates + selector, streaming (:mod:`manip.policies.sampling`)."""
 
     @model_validator(mode="after")
     def _check(self) -> PolicyConfig:

@@ -27,6 +27,10 @@ class DataConfig(StrictConfig):
     frame_memory_gb: float = Field(1.0, ge=0)
     task_weights: dict[str, PositiveFloat] | None = None
     filter_key: str | None = None
+    intervention_weight: PositiveFloat | None = None
+    """Windows covering an intervention step (``data/intervention``) are this many times as likely in a batch."""
+    only_interventions: bool = False
+    """Train only on windows covering an intervention step (see :mod:`manip.data.interventions`)."""
 
 
 class RolloutConfig(StrictConfig):

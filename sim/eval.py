@@ -1,8 +1,9 @@
 """Parallel evaluation: Env → ChunkSource → ChunkExecutor → Env, one episode per seed, ``results.json``.
 
-Episodes run in worker processes (spawn, never fork), each with its own env and render context, reused across
-the episodes it gets. Episode ``i`` uses seed ``seed + i``. A worker that crashes (segfault, killed, exception)
-marks its episode failed-with-error; the others go on. The first ``video`` episodes are saved as mp4.
+Episodes run in the process's warm worker pool (:mod:`manip.sim.workers`: spawn, never fork), each worker with
+its own envs and render contexts, reused across the episodes, tasks and evaluations it serves. Episode ``i`` uses
+seed ``seed + i``. A worker that crashes (segfault, killed, exception) marks its episode failed-with-error and is
+replaced; the others go on. The first ``video`` episodes are saved as mp4.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from manip.core.errors import ManipError
@@ -58,46 +58,89 @@ class EpisodeJob:
 
 
 # -- worker side ------------------------------------------------------------------------------------------------
-_CACHE: dict = {}
+CACHE_SIZE = 4
+"""Envs (with their render contexts) and policy sources a process keeps warm, least recently used closed first."""
+
+
+class _Lru:
+    """At most :data:`CACHE_SIZE` values by key; ``close`` is called on the ones pushed out."""
+
+    def __init__(self, close):
+        self.entries: OrderedDict = OrderedDict()
+        self.close = close
+
+    def get(self, key, build):
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        while len(self.entries) >= CACHE_SIZE:
+            self.close(self.entries.popitem(last=False)[1])
+        self.entries[key] = build()
+        return self.entries[key]
+
+    def clear(self) -> None:
+        while self.entries:
+            self.close(self.entries.popitem(last=False)[1])
+
+
+def _close_source(source) -> None:
+    if hasattr(source, "close"):
+        source.close()
+
+
+_ENVS = _Lru(lambda pair: pair[0].close())  # (task, obs spec, horizon) -> (env, expert source or None)
+_SOURCES = _Lru(_close_source)  # SourceSpec of a checkpoint or server -> its source
 
 
 def _source_and_env(job: EpisodeJob):
-    """Build (once per worker process) the source and an env whose observations match its spec."""
-    key = (job.task, job.source, job.horizon)
-    if key in _CACHE:
-        return _CACHE[key]
-    release_worker_resources()
+    """The source and an env whose observations match its spec, built once per process and kept warm.
+
+    Envs are kept per (task, observation spec, horizon) and sources per :class:`SourceSpec`, each in a small LRU
+    (:data:`CACHE_SIZE`), so one process serves several tasks, policies and settings without rebuilding envs or
+    render contexts.
+    """
     from manip.sim.env import make_env, make_env_for
 
     spec = job.source
     if spec.kind == "expert":
         from manip.sim.experts.source import ExpertSource
 
-        env = make_env(job.task, offscreen=True, horizon=job.horizon)
-        source = ExpertSource(env)
-    else:
-        if spec.kind == "checkpoint":
-            from manip.policies.serving import LocalPolicySource
+        def expert_env():
+            env = make_env(job.task, offscreen=True, horizon=job.horizon)
+            return env, ExpertSource(env)
 
-            source = LocalPolicySource.from_checkpoint(spec.path)
-        elif spec.kind == "server":
-            from manip.real.client.connection import PolicyClient
-
-            source = PolicyClient(spec.url, token=spec.token)
-        else:
-            raise ManipError(f"unknown source kind '{spec.kind}'")
-        env = make_env_for(source.metadata.obs_spec, job.task, offscreen=True, horizon=job.horizon)
-    _CACHE[key] = (source, env)
+        env, expert = _ENVS.get((job.task, "expert", job.horizon), expert_env)
+        return expert, env
+    source = _SOURCES.get(spec, lambda: _make_source(spec))
+    obs_spec = source.metadata.obs_spec
+    key = (job.task, json.dumps(obs_spec.to_json(), sort_keys=True), job.horizon)
+    env, _ = _ENVS.get(
+        key, lambda: (make_env_for(obs_spec, job.task, offscreen=True, horizon=job.horizon), None)
+    )
     return source, env
 
 
+def _make_source(spec: SourceSpec):
+    if spec.kind == "checkpoint":
+        from manip.policies.serving import LocalPolicySource
+
+        return LocalPolicySource.from_checkpoint(spec.path)
+    if spec.kind == "server":
+        from manip.real.client.connection import PolicyClient
+
+        return PolicyClient(spec.url, token=spec.token)
+    raise ManipError(f"unknown source kind '{spec.kind}'")
+
+
+def cached_envs() -> list[list]:
+    """``[task, horizon]`` of every env this process keeps warm, least recently used first."""
+    return [[task, horizon] for task, _spec, horizon in _ENVS.entries]
+
+
 def release_worker_resources() -> None:
-    """Close this process's cached env (its render contexts) and source; the next episode builds them again."""
-    for source, env in list(_CACHE.values()):
-        env.close()
-        if hasattr(source, "close"):
-            source.close()
-    _CACHE.clear()
+    """Close this process's cached envs (their render contexts) and sources; the next episode builds them again."""
+    _ENVS.clear()
+    _SOURCES.clear()
 
 
 def run_episode(job: EpisodeJob) -> dict:
@@ -157,32 +200,55 @@ def _error_record(job: EpisodeJob, error: str) -> dict:
     }  # fmt: skip
 
 
-# -- parent side ------------------------------------------------------------------------------------------------
-def _spawn_pool(workers: int) -> ProcessPoolExecutor:
-    import multiprocessing
+def episode_call(job: dict, crash_seeds: str = "") -> dict:
+    """One episode in a pool worker (:mod:`manip.sim.workers`): ``job`` is an :class:`EpisodeJob` as JSON.
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    ``crash_seeds`` carries the parent's :data:`CRASH_ENV` (a warm worker started before it was set)."""
+    if crash_seeds:
+        os.environ[CRASH_ENV] = crash_seeds
+    else:
+        os.environ.pop(CRASH_ENV, None)
+    return _safe_episode(_job_from_json(job))
+
+
+def _job_to_json(job: EpisodeJob) -> dict:
+    return {**asdict(job), "executor": [list(item) for item in job.executor]}
+
+
+def _job_from_json(raw: dict) -> EpisodeJob:
+    fields = {**raw, "source": SourceSpec(**raw["source"])}
+    return EpisodeJob(**{**fields, "executor": tuple(tuple(item) for item in raw["executor"])})
+
+
+# -- parent side ------------------------------------------------------------------------------------------------
+def _spawn_pool(workers: int):
+    """This process's warm pool (:func:`manip.sim.workers.shared_pool`) with at least ``workers`` workers."""
+    from manip.sim.workers import shared_pool
+
+    pool = shared_pool()
+    pool.ensure(workers)
+    return pool
 
 
 def _run_parallel(jobs: list[EpisodeJob], workers: int, quiet: bool) -> list[dict]:
+    """Run ``jobs`` on the warm pool; a worker that dies marks only its episode failed-with-error."""
+    from manip.sim.workers import Call
+
+    pool = _spawn_pool(workers)
+    crash_seeds = os.environ.get(CRASH_ENV, "")
+    calls = [
+        Call("manip.sim.eval:episode_call", {"job": _job_to_json(j), "crash_seeds": crash_seeds})
+        for j in jobs
+    ]
     records: dict[int, dict] = {}
-    broken: list[EpisodeJob] = []
-    with _spawn_pool(workers) as pool:
-        futures = {pool.submit(_safe_episode, job): job for job in jobs}
-        for future in progress(as_completed(futures), desc="eval", total=len(jobs), quiet=quiet, unit="ep"):
-            job = futures[future]
-            try:
-                records[job.seed] = future.result()
-            except BrokenProcessPool:
-                broken.append(job)
-    # A dead worker breaks the whole pool: re-run each affected episode alone, so only the one that crashes
-    # is marked failed-with-error.
-    for job in sorted(broken, key=lambda j: j.seed):
-        with _spawn_pool(1) as pool:
-            try:
-                records[job.seed] = pool.submit(_safe_episode, job).result()
-            except BrokenProcessPool:
-                records[job.seed] = _error_record(job, "worker process crashed")
+    finished = pool.run(calls, workers)
+    try:
+        for index, outcome in progress(finished, desc="eval", total=len(jobs), quiet=quiet, unit="ep"):
+            job = jobs[index]
+            records[job.seed] = outcome.value if not outcome.error else _error_record(job, outcome.error)
+    except BaseException:
+        pool.stop_busy()
+        raise
     return [records[job.seed] for job in jobs]
 
 

@@ -1,25 +1,22 @@
 """Where a sweep's cells run: local worker processes, a Ray cluster or SLURM (submitit).
 
 Each runner returns the rows of the cells it ran and shows progress on a terminal. Ctrl-C (SIGINT) stops a runner
-within seconds: no new cell starts, running cells are stopped (local workers close their env and render contexts
-and exit, Ray tasks are cancelled, SLURM jobs cancelled) and :class:`SweepInterrupted` carries the rows that
-finished, so the caller can still write the partial summary.
+within seconds: no new cell starts, running cells are stopped (local workers, the warm pool of
+:mod:`manip.sim.workers`, close their envs and render contexts and exit, Ray tasks are cancelled, SLURM jobs
+cancelled) and :class:`SweepInterrupted` carries the rows that finished, so the caller can still write the partial
+summary.
 """
 
 from __future__ import annotations
 
-import signal
 import socket
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 from manip.core.errors import ManipError, require
 from manip.core.progress import progress
-from manip.sim.sweep import Cell, cell_row, one_line, run_cell
-
-STOP_GRACE_S = 5.0
+from manip.sim.sweep import Cell, Setting, cell_row, one_line, run_cell
 
 
 class SweepInterrupted(Exception):
@@ -35,69 +32,37 @@ def _crash_row(cell: Cell, where: str, exc: BaseException) -> dict:
 
 
 # -- local worker processes -------------------------------------------------------------------------------------
-def _worker_init() -> None:
-    """In each worker: Ctrl-C is the parent's to handle; SIGTERM closes the env and exits without cleanup noise."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _close_and_exit)
+def cell_call(cell: dict, out: str) -> dict:
+    """One cell in a pool worker (:mod:`manip.sim.workers`): ``cell`` is a :class:`Cell` as JSON."""
+    return run_cell(Cell(**{**cell, "setting": Setting.model_validate(cell["setting"])}), out)
 
 
-def _close_and_exit(_signum, _frame) -> None:
-    import os
-
-    try:
-        from manip.sim.eval import release_worker_resources
-
-        release_worker_resources()
-    finally:
-        os._exit(143)
-
-
-@contextmanager
-def _sigint_ignored():
-    """Workers spawned inside start with SIGINT ignored, so a Ctrl-C during their start-up cannot hit them."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel the queued cells, then stop the running ones (SIGTERM: the worker closes its env and exits)."""
-    import multiprocessing
-
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = multiprocessing.active_children()
-    for process in workers:
-        process.terminate()
-    for process in workers:
-        process.join(STOP_GRACE_S)
-        if process.is_alive():
-            process.kill()
-    pool.shutdown(wait=True)
+def _cell_json(cell: Cell) -> dict:
+    return {**asdict(cell), "setting": cell.setting.model_dump()}
 
 
 def run_local(cells: list[Cell], out: str, workers: int, quiet: bool) -> list[dict]:
-    """Run ``cells`` in up to ``workers`` spawned processes (each reuses its env across the cells it gets)."""
-    import multiprocessing
+    """Run ``cells`` on this process's warm worker pool, at most ``workers`` at a time.
 
+    Workers start once for the whole sweep (and stay for later evaluations in this process); each keeps its envs
+    across the cells it gets. Ctrl-C: no queued cell starts, the running ones are stopped (their workers close
+    their envs and render contexts and exit) and :class:`SweepInterrupted` carries the finished rows.
+    """
+    from manip.sim.workers import Call, shared_pool
+
+    pool = shared_pool()
+    calls = [Call("manip.sim.sweep_dispatch:cell_call", {"cell": _cell_json(c), "out": out}) for c in cells]
     rows: list[dict] = []
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(min(workers, len(cells)), mp_context=context, initializer=_worker_init)
-    with _sigint_ignored():
-        futures = {pool.submit(run_cell, cell, out): cell for cell in cells}
     try:
-        for future in progress(
-            as_completed(futures), desc="sweep", total=len(cells), quiet=quiet, unit="cell"
-        ):
-            try:
-                rows.append(future.result())
-            except Exception as exc:  # the worker process died
-                rows.append(_crash_row(futures[future], "worker crashed", exc))
+        finished = pool.run(calls, min(workers, len(cells)))
+        for index, outcome in progress(finished, desc="sweep", total=len(cells), quiet=quiet, unit="cell"):
+            if outcome.error:  # the worker died or the call raised
+                rows.append(cell_row(cells[index], None, f"worker crashed: {one_line(outcome.error)}"))
+            else:
+                rows.append(outcome.value)
     except KeyboardInterrupt:
-        _stop_workers(pool)
+        pool.stop_busy()
         raise SweepInterrupted(rows) from None
-    pool.shutdown()
     return rows
 
 

@@ -46,6 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy", help="checkpoint that drives; the operator's device takes over (corrections)"
     )
+    parser.add_argument(
+        "--corrections", action="store_true",
+        help="with --policy: intervene before the policy fails (the scripted expert watches, or you take over), "
+        "rewind toward earlier poses, correct the subtask, end the episode (steps flagged, per-step 'phase')",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
 
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.horizon is not None and args.horizon < 1:
         raise ManipError(f"--horizon must be >= 1, got {args.horizon}")
     device = make_device(args.device, args.task)
+    if args.corrections and not args.policy:
+        raise ManipError("--corrections needs --policy CKPT (the policy that is corrected)")
     policy = None
     if args.policy:
         from manip.policies.serving import LocalPolicySource
@@ -79,9 +86,15 @@ def run(args: argparse.Namespace) -> int:
                 env, device, args.episodes, keep_failures=args.keep_failures, auto_keep=args.auto_keep,
                 corrections=policy is not None, quiet=args.quiet,
             )  # fmt: skip
+        runner = None
+        if args.corrections:
+            from manip.sim.corrections import CorrectionsUnattended, record_correction_episode
+
+            runner = record_correction_episode
+            front = front or CorrectionsUnattended(args.keep_failures, args.quiet)
         report = collect(
             env, device, args.out, args.episodes, seed=args.seed, keep_failures=args.keep_failures,
-            policy=policy, quiet=args.quiet, front=front,
+            policy=policy, quiet=args.quiet, front=front, episode_runner=runner,
         )  # fmt: skip
     finally:
         device.close()

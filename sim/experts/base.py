@@ -3,7 +3,9 @@
 An expert is a list of :class:`Phase` objects. Each phase has a target position (a function of the env, so it
 follows moving objects), an optional gripper yaw target, a gripper command and a completion rule. The expert
 turns the error to the target into a clipped, rate-limited 7-D action, exactly what a human operator sends, so
-the motion is smooth (no teleporting). Each episode draws its own speed and small waypoint offsets from a
+the motion is smooth (no teleporting). Targets are in the world frame; the action is expressed in the robot's
+base frame, as robosuite's OSC_POSE expects, so an expert also drives a robot whose base is turned (the ``robot``
+index picks which robot of a multi-robot task the expert drives). Each episode draws its own speed and small waypoint offsets from a
 generator seeded by the episode seed, so demonstrations vary across seeds but replay exactly for one seed.
 """
 
@@ -84,10 +86,11 @@ def axis_angle(matrix: np.ndarray) -> np.ndarray:
 
 
 class Sim:
-    """Read-only views of the robosuite sim an expert needs (poses of bodies, sites and the end-effector)."""
+    """Read-only views of the robosuite sim an expert needs (poses of bodies, sites and robot ``robot``'s hand)."""
 
-    def __init__(self, env):
+    def __init__(self, env, robot: int = 0):
         self.raw = env.raw
+        self.robot = robot
 
     @property
     def data(self):
@@ -102,12 +105,22 @@ class Sim:
     def site_pos(self, name: str) -> np.ndarray:
         return np.array(self.data.site_xpos[self.raw.sim.model.site_name2id(name)])
 
-    def site_mat(self, name: str) -> np.ndarray:
-        return np.array(self.data.site_xmat[self.raw.sim.model.site_name2id(name)]).reshape(3, 3)
+    def body_id(self, name: str) -> int:
+        return self.raw.sim.model.body_name2id(name)
+
+    def geom_pos(self, name: str) -> np.ndarray:
+        return np.array(self.data.geom_xpos[self.raw.sim.model.geom_name2id(name)])
+
+    def geom_mat(self, name: str) -> np.ndarray:
+        return np.array(self.data.geom_xmat[self.raw.sim.model.geom_name2id(name)]).reshape(3, 3)
 
     def eef_site(self) -> int:
-        robot = self.raw.robots[0]
+        robot = self.raw.robots[self.robot]
         return robot.eef_site_id[robot.arms[0]]
+
+    def base_mat(self) -> np.ndarray:
+        """Orientation of the robot's base (the frame its OSC_POSE deltas are given in)."""
+        return self.body_mat(self.body_id(self.raw.robots[self.robot].robot_model.root_body))
 
     def eef_pos(self) -> np.ndarray:
         return np.array(self.data.site_xpos[self.eef_site()])
@@ -127,6 +140,7 @@ class WaypointExpert:
     integral_limit: float = 0.3  # most action the integral term may add
 
     max_retries: int = 2
+    robot: int = 0  # which robot of the task this expert drives
 
     def __init__(self):
         self.rng = np.random.default_rng(0)
@@ -145,7 +159,8 @@ class WaypointExpert:
     def reset(self, env, seed: int | None = None) -> None:
         """Plan a new episode for the env's current state; ``seed`` draws this episode's speed and offsets."""
         self.rng = np.random.default_rng(seed)
-        self.sim = Sim(env)
+        self.sim = Sim(env, self.robot)
+        self.base = self.sim.base_mat()
         eef = self.sim.eef_mat()
         self.yaw_target = yaw_of(eef)
         self.down = rot_z(-self.yaw_target) @ eef  # the gripper's pointing-down orientation, heading zero
@@ -178,7 +193,13 @@ class WaypointExpert:
         goal = phase.orientation(env) if phase.orientation is not None else rot_z(self.yaw_target) @ self.down
         rot = np.clip(axis_angle(goal @ self.sim.eef_mat().T) * self.rot_gain, -0.5, 0.5)
         self.phase_steps += 1
-        return np.concatenate([pos, rot, [phase.gripper]]).astype(np.float32)
+        world_to_base = self.base.T
+        return np.concatenate([world_to_base @ pos, world_to_base @ rot, [phase.gripper]]).astype(np.float32)
+
+    @property
+    def phase(self) -> str:
+        """Name of the phase being run."""
+        return self.phases[self.index].name
 
     @property
     def finished(self) -> bool:
@@ -209,6 +230,26 @@ class WaypointExpert:
         def fixed(env) -> float:
             if "value" not in memory:
                 memory["value"] = compute(env)
+            return memory["value"]
+
+        return fixed
+
+    def move_held(self, point: Callable[[], np.ndarray], goal: Callable[[], np.ndarray]) -> Target:
+        """Hand target that brings ``point()`` (a spot on a held object) to ``goal()``: the hand moves by the
+        remaining offset, so a grasp that is off-centre or slips a little is corrected as it goes."""
+        return lambda _env: self.sim.eef_pos() + goal() - point()
+
+    def keep_held(self, held: Callable[[], np.ndarray], goal: Callable[[], np.ndarray]):
+        """Hand orientation that turns a held object (orientation ``held()``) to ``goal()``, keeping the grasp."""
+        return lambda _env: goal() @ held().T @ self.sim.eef_mat()
+
+    def hold_orientation(self):
+        """Hand orientation target that keeps the orientation the hand has at the first step of its phase."""
+        memory: dict[str, np.ndarray] = {}
+
+        def fixed(_env) -> np.ndarray:
+            if "value" not in memory:
+                memory["value"] = self.sim.eef_mat()
             return memory["value"]
 
         return fixed

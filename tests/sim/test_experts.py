@@ -9,7 +9,14 @@ from manip.core.errors import ManipError
 from manip.sim.env import make_env
 from manip.sim.experts import make_expert, rollout
 
-SEEDS = {"Lift": (0, 1), "PickPlaceCan": (0,), "NutAssemblySquare": (0,), "Stack": (0,), "Door": (0,)}
+SEEDS = {
+    "Lift": (0, 1),
+    "PickPlaceCan": (0,),
+    "NutAssemblySquare": (0,),
+    "Stack": (0,),
+    "Door": (0,),
+    "TwoArmTransport": (0, 1),
+}
 
 
 @pytest.mark.slow
@@ -20,6 +27,33 @@ def test_expert_succeeds(task):
         success, steps = rollout(env, expert, seed)
         assert success, f"{task} expert failed on seed {seed} after {steps} steps"
         assert env.check_success()
+
+
+@pytest.mark.slow
+def test_tool_hang_expert_stands_the_frame_up():
+    """The ToolHang expert's first half: the hook frame ends up upright in the stand's post (robosuite's check)."""
+    env, expert = make_env("ToolHang"), make_expert("ToolHang")
+    obs = env.reset(seed=0)
+    expert.reset(env, 0)
+    assert not env.raw._check_frame_assembled()
+    while expert.phase != "tool_above" and env.steps < 350:
+        obs, *_ = env.step(expert.act(env, obs))
+    assert expert.phase == "tool_above", f"still in {expert.phase} after {env.steps} steps"
+    assert env.raw._check_frame_assembled()
+
+
+def test_two_arm_expert_acts_for_both_robots():
+    env, expert = make_env("TwoArmTransport"), make_expert("TwoArmTransport")
+    obs = env.reset(seed=3)
+    expert.reset(env, 3)
+    actions = []
+    for _ in range(15):
+        actions.append(expert.act(env, obs))
+        obs, *_ = env.step(actions[-1])
+    actions = np.array(actions)
+    assert actions.shape == (15, 14)
+    assert np.abs(actions[:, :3]).max() > 0.1 and np.abs(actions[:, 7:10]).max() > 0.1  # both arms move
+    assert np.abs(np.diff(actions[:, [0, 1, 2, 7, 8, 9]], axis=0)).max() <= 0.15 + 1e-6  # rate-limited
 
 
 def test_expert_is_smooth_and_varies_across_seeds(lift_env):
