@@ -7,6 +7,7 @@ Shared by ``manip train`` and ``manip demo``. Rollouts are an injected callback 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -48,7 +49,8 @@ def action_semantics_of(store, quiet: bool = False) -> tuple[float, dict]:
     if missing and not quiet:
         print(
             f"note: {store.path} does not record {' or '.join(missing)}; assuming robosuite OSC_POSE deltas "
-            f"at {DEFAULT_CONTROL_RATE:g} Hz"
+            f"at {DEFAULT_CONTROL_RATE:g} Hz",
+            file=sys.stderr,
         )
     return float(rate or DEFAULT_CONTROL_RATE), dict(action or ROBOSUITE_OSC_ACTION)
 
