@@ -12,11 +12,15 @@ import time
 
 import numpy as np
 
+from manip.sim.metaworld.tasks import is_metaworld
 from manip.sim.tasks import TASKS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), help="tasks to time (default: all)")
+    robosuite_tasks = [name for name, spec in TASKS.items() if not is_metaworld(spec)]
+    parser.add_argument(
+        "--tasks", nargs="+", default=robosuite_tasks, help="tasks to time (default: every robosuite task)"
+    )
     parser.add_argument("--steps", type=int, default=200, help="steps per steps/s figure")
     parser.add_argument("--frames", type=int, default=50, help="frames per camera figure")
     parser.add_argument("--resets", type=int, default=5, help="resets per reset figure")
@@ -99,18 +103,45 @@ def reset_ms(resets: int) -> dict:
     return figures
 
 
-def eval_rate(episodes: int, rounds: int) -> dict:
+def _spin(seconds: float, count) -> None:
+    """Count plain Python loop iterations for ``seconds`` (a pure-CPU probe) into the shared ``count``."""
+    end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        for _ in range(10_000):
+            n += 1
+    with count.get_lock():
+        count.value += n
+
+
+def _cpu_work(processes: int, seconds: float) -> int:
+    """Loop iterations that ``processes`` spawned pure-CPU processes get done in ``seconds`` together."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    count = context.Value("q", 0)
+    spinners = [context.Process(target=_spin, args=(seconds, count)) for _ in range(processes)]
+    for process in spinners:
+        process.start()
+    for process in spinners:
+        process.join()
+    return count.value
+
+
+def eval_rate(episodes: int, rounds: int, probe_s: float = 5.0) -> dict:
     """Lift expert episodes/min with 1 worker (in-process) and 2 warm pool workers, measured round-robin.
 
     Start-up (spawn 2 workers, import robosuite, build their envs) is timed once on a fresh pool and kept out of
     the rates: the pool stays warm across evaluations, so it is paid once per process. Each round times both
-    worker counts back to back (alternating which goes first), so a change in the machine's load hits both.
+    worker counts back to back (alternating which goes first), so a change in the machine's load hits both, and
+    also the machine's ceiling: how much more pure-CPU work 2 processes get done than 1 (``cpu_ceiling``; 2.0 on
+    2 idle cores, about 1.0 when other work already fills them).
     """
     from manip.sim.eval import SourceSpec, evaluate
     from manip.sim.workers import close_shared_pool, shared_pool
 
     expert = SourceSpec("expert")
     seconds = {1: 0.0, 2: 0.0}
+    cpu = {1: 0, 2: 0}
     with tempfile.TemporaryDirectory() as tmp:
         close_shared_pool()
         start = time.perf_counter()
@@ -123,17 +154,21 @@ def eval_rate(episodes: int, rounds: int) -> dict:
         evaluate(expert, "Lift", 1, f"{tmp}/warm1", workers=1, quiet=True)  # the in-process env
         for round_ in range(rounds):
             for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
+                cpu[workers] += _cpu_work(workers, probe_s)
                 start = time.perf_counter()
                 evaluate(expert, "Lift", episodes, f"{tmp}/r{round_}w{workers}", workers=workers, quiet=True)
                 seconds[workers] += time.perf_counter() - start
     rate = {w: episodes * rounds / (seconds[w] / 60) for w in seconds}
+    speedup, ceiling = rate[2] / rate[1], cpu[2] / cpu[1]
     return {
         "episodes": episodes,
         "rounds": rounds,
         "workers_1": round(rate[1], 2),
         "workers_2": round(rate[2], 2),
-        "speedup_2_over_1": round(rate[2] / rate[1], 3),
-        "scaling_efficiency": round(rate[2] / (2 * rate[1]), 3),
+        "speedup_2_over_1": round(speedup, 3),
+        "scaling_efficiency": round(speedup / 2, 3),
+        "cpu_ceiling_2_over_1": round(ceiling, 3),
+        "speedup_of_ceiling": round(speedup / ceiling, 3),
         "startup_s": round(startup_s, 2),
         "startup_spawn_import_s": round(spawn_import_s, 2),
         "workers_started": pool.started,
