@@ -1,0 +1,55 @@
+"""Sampling weights from intervention flags: train more (or only) on the windows where a person or expert corrected.
+
+Stores recorded with corrections (``manip collect --corrections``, or teleop takeovers) flag every step
+``data/intervention`` (bool). A training window *is an intervention window* when any step it covers is flagged. With
+``data.intervention_weight: w`` such windows are ``w`` times as likely as the others in a batch; with
+``data.only_interventions: true`` the others are never drawn. Both combine with ``data.task_weights`` (the
+products, renormalized).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from manip.core.errors import ManipError
+from manip.data.recorder import INTERVENTION
+from manip.data.store import EpisodeStore
+
+
+def intervention_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarray:
+    """Whether each window ``(buffer_start, buffer_end)`` covers an intervention step, ``(N,)`` bool."""
+    if INTERVENTION not in store.keys:
+        raise ManipError(
+            f"{store.path}: has no '{INTERVENTION}' flags (data.intervention_weight / data.only_interventions "
+            "need a store recorded with interventions)"
+        )
+    flags = np.asarray(store.read(INTERVENTION, 0, store.num_steps)).reshape(-1).astype(np.int64)
+    counts = np.concatenate([[0], np.cumsum(flags)])
+    steps = np.asarray(window_steps, dtype=np.int64)
+    return counts[steps[:, 1]] - counts[steps[:, 0]] > 0
+
+
+def intervention_weights(
+    flagged: np.ndarray, weight: float | None, only: bool, base: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-window sampling probabilities (sum 1): flagged windows ``weight`` times the others, or only them; ``base``
+    (e.g. task-mixture weights) multiplies in."""
+    flagged = np.asarray(flagged, bool)
+    if not flagged.any():
+        raise ManipError(
+            "data.intervention_weight / only_interventions: no training window has an intervention step"
+        )
+    if weight is not None and not (np.isfinite(weight) and weight > 0):
+        raise ManipError(f"data.intervention_weight must be a positive number, got {weight}")
+    per_window = np.where(flagged, 1.0 if weight is None else float(weight), 0.0 if only else 1.0)
+    if base is not None:
+        per_window = per_window * np.asarray(base, dtype=np.float64)
+    return per_window / per_window.sum()
+
+
+def share_of(flagged: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The expected share of intervention windows in a batch (uniform when ``weights`` is None)."""
+    flagged = np.asarray(flagged, bool)
+    if weights is None:
+        return float(flagged.mean()) if flagged.size else 0.0
+    return float(np.asarray(weights)[flagged].sum() / np.asarray(weights).sum())

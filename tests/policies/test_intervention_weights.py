@@ -1,0 +1,96 @@
+"""Training on corrections: intervention flags turn into sampling weights that change what batches hold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from manip.core.errors import ManipError
+from manip.data.dataset import ChunkDataset
+from manip.data.store import EpisodeStore
+from tests.policies.conftest import OBS_KEYS, write_store
+
+
+def store_with_corrections(path, corrected_steps=(10, 24)):
+    """The tiny store's 6 episodes (no step flagged) plus a copy of the first with ``corrected_steps`` flagged."""
+    plain = EpisodeStore.open(write_store(path.with_name("plain.zarr")))
+    store = EpisodeStore.create(path)
+    keys = [*OBS_KEYS, "action"]
+    for i in range(plain.num_episodes):
+        episode = plain.get_episode(i, keys)
+        store.add_episode(
+            {**episode, "intervention": np.zeros(len(episode["action"]), bool)}, plain.episode_meta(i)
+        )
+    episode = plain.get_episode(0, keys)
+    flags = np.zeros(len(episode["action"]), bool)
+    flags[corrected_steps[0] : corrected_steps[1]] = True
+    store.add_episode({**episode, "intervention": flags}, {"success": True, "seed": 99, "task": "Lift"})
+    return path
+
+
+def raw_config(store, **data):
+    from tests.policies.conftest import _tiny_train_raw
+
+    raw = _tiny_train_raw(store)
+    raw["data"].update(data)
+    return raw
+
+
+def flagged_share(dataset, weights, draws=4000):
+    from manip.data.interventions import intervention_windows
+    from manip.policies.trainer import StepBatchSampler
+
+    flagged = intervention_windows(dataset.store, dataset.window_steps())
+    sampler = StepBatchSampler(len(dataset), draws, seed=0, start=0, weights=weights)
+    return flagged[sampler.batch(0)].mean(), flagged.mean()
+
+
+def test_intervention_weight_raises_the_share_of_corrected_windows(tmp_path):
+    from manip.policies.train_config import TrainConfig
+    from manip.policies.training import intervention_sampling
+
+    path = store_with_corrections(tmp_path / "c.zarr")
+    config = TrainConfig(**raw_config(path, intervention_weight=5.0))
+    dataset = ChunkDataset(path, OBS_KEYS, 8, 2, 4)
+    weights = intervention_sampling(dataset, config, quiet=True)
+    drawn, uniform = flagged_share(dataset, weights)
+    assert 0.02 < uniform < 0.2
+    expected = 5 * uniform / (5 * uniform + (1 - uniform))
+    assert drawn == pytest.approx(expected, abs=0.03)  # the sampled batches follow the weights
+    only = intervention_sampling(
+        dataset, TrainConfig(**raw_config(path, only_interventions=True)), quiet=True
+    )
+    assert flagged_share(dataset, only)[0] == 1.0
+
+
+def test_windows_are_flagged_by_the_steps_they_cover(tmp_path):
+    from manip.data.interventions import intervention_windows
+
+    path = store_with_corrections(tmp_path / "c.zarr", corrected_steps=(20, 21))
+    dataset = ChunkDataset(path, OBS_KEYS, 8, 2, 4)
+    steps = dataset.window_steps()
+    flagged = intervention_windows(dataset.store, steps)
+    start = int(dataset.store.episode_ends[-2])
+    covering = (steps[:, 0] <= start + 20) & (steps[:, 1] > start + 20)
+    np.testing.assert_array_equal(flagged, covering)
+
+
+def test_training_runs_with_intervention_weights(tmp_path):
+    from manip.policies.train_config import TrainConfig
+    from manip.policies.training import run_training
+
+    path = store_with_corrections(tmp_path / "c.zarr")
+    checkpoint = run_training(
+        TrainConfig(**raw_config(path, intervention_weight=3.0)), tmp_path / "run", quiet=True
+    )
+    assert (checkpoint / "model.safetensors").is_file()
+
+
+def test_weights_need_flags(tmp_path, tiny_store):
+    from manip.policies.train_config import TrainConfig
+    from manip.policies.training import intervention_sampling
+
+    dataset = ChunkDataset(tiny_store, OBS_KEYS, 8, 2, 4)
+    config = TrainConfig(**raw_config(tiny_store, intervention_weight=2.0))
+    with pytest.raises(ManipError, match="intervention"):
+        intervention_sampling(dataset, config, quiet=True)

@@ -1,0 +1,127 @@
+"""Corrections with rewind: the scripted expert watches a policy, intervenes, rewinds the arm, then corrects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.cli import manip
+
+
+@pytest.fixture(scope="module")
+def policy_checkpoint(tmp_path_factory):
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    return lift_checkpoint(tmp_path_factory.mktemp("ckpt") / "policy")
+
+
+@pytest.fixture(scope="module")
+def drifting_checkpoint(tmp_path_factory):
+    """The untrained policy with its action statistics shifted: it drifts steadily away (+x, +z)."""
+    import json
+
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    path = lift_checkpoint(tmp_path_factory.mktemp("ckpt") / "drifting")
+    meta = json.loads((path / "config.json").read_text())
+    action = meta["normalizer"]["features"]["action"]
+    for dim, shift in ((0, 0.4), (2, 0.3)):  # x = (n - offset) / scale: lower the offset to add `shift`
+        action["offset"][dim] -= shift * action["scale"][dim]
+    (path / "config.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.mark.slow
+def test_rewind_moves_the_arm_back_and_flags_every_phase(tmp_path, drifting_checkpoint, lift_env):
+    from manip.data.recorder import Recorder
+    from manip.data.store import EpisodeStore
+    from manip.policies.serving import LocalPolicySource
+    from manip.sim import corrections
+    from manip.sim.collect import CollectReport, Unattended
+    from manip.sim.corrections import (
+        CORRECTION,
+        POLICY,
+        RECOVERY,
+        CorrectionSettings,
+        record_correction_episode,
+    )
+    from manip.sim.devices.scripted import ScriptedDevice
+    from manip.sim.tasks import controller_for
+
+    source = LocalPolicySource.from_checkpoint(drifting_checkpoint, device="cpu")
+    controller = controller_for(source, lift_env.task)
+    device = ScriptedDevice("Lift")
+    # the untrained policy never reaches the expert's first waypoint: a stall after 30 ticks triggers
+    settings = CorrectionSettings(
+        divergence=1e9, stall_steps=30, min_policy_steps=30, rewind_steps=20, rewind_stride=2
+    )
+    recovered = {}
+    original_act = corrections.Rewind.act
+
+    def act_and_watch(
+        self, sim
+    ):  # record the arm's distance to the rewind goal before and after the recovery
+        recovered.setdefault("start", float(np.linalg.norm(sim.eef_pos() - self.goal)))
+        action = original_act(self, sim)
+        recovered["end"] = float(np.linalg.norm(sim.eef_pos() - self.goal))
+        return action
+
+    corrections.Rewind.act = act_and_watch
+    try:
+        store = EpisodeStore.create(tmp_path / "c.zarr")
+        recorder = Recorder(store)
+        episode = record_correction_episode(
+            lift_env, device, recorder, 0, controller, Unattended(quiet=True), CollectReport(), settings
+        )
+        recorder.commit(success=episode.success, **episode.meta)
+    finally:
+        corrections.Rewind.act = original_act
+    data = store.get_episode(0, ["phase", "intervention", "robot0_eef_pos"])
+    phase, flags = data["phase"], data["intervention"]
+    assert phase.dtype == np.int8
+    switch = int(np.argmax(phase != POLICY))
+    assert switch == episode.meta["intervention_step"] >= 29
+    assert np.all(phase[:switch] == POLICY) and np.all(
+        np.diff(phase) >= 0
+    )  # policy, then recovery, then correction
+    assert set(phase.tolist()) == {POLICY, RECOVERY, CORRECTION}
+    np.testing.assert_array_equal(flags, phase != POLICY)
+    meta = store.episode_meta(0)
+    assert meta["intervened"] and meta["trigger"] == "stall" and meta["corrections"]
+    assert meta["recovery_steps"] == int((phase == RECOVERY).sum()) > 0
+    assert meta["correction_steps"] == int((phase == CORRECTION).sum()) > 0
+    # the recovery brought the arm back toward where it was 20 policy ticks before the intervention
+    goal = np.asarray(meta["rewind_goal"])
+    eef = data["robot0_eef_pos"]
+    at_trigger = np.linalg.norm(eef[switch] - goal)
+    after_recovery = np.linalg.norm(eef[switch + meta["recovery_steps"]] - goal)
+    assert at_trigger > 0.01 and after_recovery < 0.5 * at_trigger
+    assert recovered["end"] < recovered["start"]
+    assert np.linalg.norm(goal - eef[switch - 20]) < 0.01  # the goal is the pose of 20 ticks earlier
+
+
+@pytest.mark.slow
+def test_collect_corrections_cli_writes_flags_and_metadata(tmp_path, policy_checkpoint):
+    from manip.data.store import EpisodeStore
+
+    out = tmp_path / "corr.zarr"
+    result = manip(
+        "collect", "--task", "Lift", "--device", "scripted", "--policy", str(policy_checkpoint), "--corrections",
+        "--episodes", "1", "--horizon", "120", "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    store = EpisodeStore.open(out)
+    data = store.get_episode(0, ["phase", "intervention"])
+    meta = store.episode_meta(0)
+    assert meta["corrections"] and meta["intervened"] and meta["policy"].startswith("policy@")
+    np.testing.assert_array_equal(data["intervention"], data["phase"] != 0)
+    assert data["phase"][0] == 0 and data["phase"][-1] == 2
+
+
+def test_corrections_need_a_policy(tmp_path):
+    result = manip(
+        "collect", "--task", "Lift", "--device", "scripted", "--corrections", "--episodes", "1",
+        "--out", str(tmp_path / "x.zarr"),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "--corrections needs --policy" in result.stderr and "Traceback" not in result.stderr
