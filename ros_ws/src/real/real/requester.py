@@ -59,11 +59,6 @@ class AsyncRequester:
         return None if source is None else source.metadata
 
     @property
-    def connection_error(self) -> str:
-        """Why there is no usable connection ('' when connected)."""
-        return self._connect_error
-
-    @property
     def busy(self) -> bool:
         """True while a request is queued or running."""
         return self._busy
