@@ -118,6 +118,12 @@ class Sim:
         robot = self.raw.robots[self.robot]
         return robot.eef_site_id[robot.arms[0]]
 
+    def finger_opening(self) -> float:
+        """Distance between the two fingers' joint positions (about 0 when shut on nothing, 0.08 wide open)."""
+        robot = self.raw.robots[self.robot]
+        qpos = [self.data.qpos[i] for i in robot._ref_gripper_joint_pos_indexes[robot.arms[0]]]
+        return float(abs(qpos[0] - qpos[1]))
+
     def base_mat(self) -> np.ndarray:
         """Orientation of the robot's base (the frame its OSC_POSE deltas are given in)."""
         return self.body_mat(self.body_id(self.raw.robots[self.robot].robot_model.root_body))

@@ -10,7 +10,7 @@ from manip.sim.experts import make_expert
 
 
 class ExpertSource:
-    """Answers each request with the expert's next action as a ``(1, 7)`` chunk (it reads the sim state)."""
+    """Answers each request with the expert's next action as a ``(1, action_dim)`` chunk (it reads the sim state)."""
 
     def __init__(self, env: ManipEnv):
         self.env = env

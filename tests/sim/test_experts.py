@@ -16,6 +16,7 @@ SEEDS = {
     "Stack": (0,),
     "Door": (0,),
     "TwoArmTransport": (0, 1),
+    "ToolHang": (0, 1),
 }
 
 
