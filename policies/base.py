@@ -2,7 +2,7 @@
 
 Training (``compute_loss``) and serving (``predict_chunk``) go through the same :meth:`Policy.prepare_obs`, so
 there is no train/serve skew. Subclasses supply ``encode`` (normalized obs → conditioning), ``backbone`` and
-``head``; ``manip.policies.chunk.ChunkPolicy`` is the encoder + backbone + head policy, POLICY-EXT's VLA another.
+``head``; ``manip.policies.chunk.ChunkPolicy`` is the encoder + backbone + head policy, ``manip.policies.vla.VLAPolicy`` another.
 """
 
 from __future__ import annotations

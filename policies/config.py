@@ -11,7 +11,7 @@ from manip.core.errors import ManipError
 from manip.core.registry import Registry
 from manip.policies.sampling import SamplingConfig
 
-#: Policy types by name: "chunk" (encoder + backbone + head) here; POLICY-EXT's ``manip.policies.vla`` adds "vla".
+#: Policy types by name: "chunk" (encoder + backbone + head) here; ``manip.policies.vla`` adds "vla".
 POLICY_TYPES = Registry(
     "policy type",
     modules={

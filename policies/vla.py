@@ -9,7 +9,7 @@ Tokens (all of width ``context.d_model``):
 - ``context.readouts`` learned readout tokens.
 A pre-LayerNorm transformer encoder mixes them; the readout tokens, flattened, are the conditioning ``(B, C)`` of
 the action expert: a backbone (default the DiT-style ``transformer``) trained and sampled by a generative head
-(default ``flow``, POLICY-CORE's flow-matching head). Save/load is the common checkpoint code.
+(default ``flow``, the flow-matching head). Save/load is the common checkpoint code.
 
 Batches carry ``"instruction"``: a list of B strings; ``predict_chunk(..., instruction=[...])`` likewise.
 Training data gets them from each episode's ``meta`` (``instruction``, recorded by ``manip collect``) through

@@ -16,7 +16,7 @@ from torch import nn
 
 from manip.core.registry import Registry
 
-#: Backbones by name; POLICY-EXT's ``manip.policies.backbones.transformer`` registers "transformer" when imported.
+#: Backbones by name; ``manip.policies.backbones.transformer`` registers "transformer" when imported.
 BACKBONES = Registry(
     "backbone",
     modules={

@@ -16,7 +16,7 @@ from manip.core.errors import ManipError
 from manip.core.registry import Registry
 from manip.core.specs import FeatureSpec
 
-#: Encoders by kind of observation. POLICY-EXT's modules register "image" and "language" when imported.
+#: Encoders by kind of observation; the image and language modules register "image" and "language" when imported.
 ENCODERS = Registry(
     "encoder",
     modules={
