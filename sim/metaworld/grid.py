@@ -2,7 +2,7 @@
 then the per-difficulty table (:mod:`manip.sim.metaworld.table`).
 
 ``python -m manip.sim.metaworld.grid GRID.yaml [key=value ...] --out DIR [--jobs N]`` (grid files:
-``configs/metaworld_grid_*.yaml``). Layout::
+``configs/grids/*.yaml``). Layout::
 
     DIR/<task>/demos.zarr                   the task's demonstrations (``demos`` episodes from ``demo_seed``)
     DIR/<task>/seed<S>/train/checkpoint/    the policy trained with ``trainer.seed=S``
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m manip.sim.metaworld.grid", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("grid", metavar="GRID.yaml", help="grid file (configs/metaworld_grid_*.yaml)")
+    parser.add_argument("grid", metavar="GRID.yaml", help="grid file (configs/grids/*.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="override grid-file keys")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--jobs", type=int, default=1, help="tasks run in parallel (spawned processes)")

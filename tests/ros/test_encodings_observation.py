@@ -248,6 +248,9 @@ def test_the_worked_example_map_parses():
 
 # -- action semantics: deltas become absolute targets as robosuite's OSC_POSE does ------------------------------
 def test_delta_target_matches_robosuite_osc_goal():
+    from manip.sim.render import import_robosuite
+
+    import_robosuite()  # robosuite's settings for this process (upright images) before any robosuite import
     from robosuite.utils import transform_utils as T
     from robosuite.utils.control_utils import set_goal_orientation
 

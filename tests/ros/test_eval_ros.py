@@ -24,7 +24,9 @@ def gripper_checkpoint(tmp_path_factory):
     in robosuite's 7-D OSC_POSE delta space."""
     from manip.core.specs import FeatureSpec, Spec
     from manip.data.normalizer import Normalizer
+    from manip.policies.checkpoint import set_action_semantics
     from manip.policies.config import POLICY_TYPES, parse_policy_config
+    from manip.real.client.sources import ROBOSUITE_OSC_ACTION
     from manip.sim.env import ACTION_SPEC
 
     obs_spec = Spec((FeatureSpec("robot0_gripper_qpos", (2,)),))
@@ -45,6 +47,7 @@ def gripper_checkpoint(tmp_path_factory):
         }
     )
     policy = POLICY_TYPES.get(config.type).cls(config, obs_spec, ACTION_SPEC, normalizer)
+    set_action_semantics(policy, 20.0, ROBOSUITE_OSC_ACTION)  # as training records it
     path = tmp_path_factory.mktemp("ckpt") / "gripper"
     policy.save_pretrained(path)
     return path

@@ -500,7 +500,7 @@ def test_action_semantics_go_from_the_dataset_through_the_checkpoint_to_the_serv
 
     store = EpisodeStore.create(tmp_path / "old.zarr")
     assert action_semantics_of(store) == (20.0, ROBOSUITE_OSC_ACTION)  # a store that does not say
-    assert "assuming robosuite OSC_POSE" in capsys.readouterr().out
+    assert "assuming robosuite OSC_POSE" in capsys.readouterr().err
     joint = {"space": "joint_position", "gripper": "last dim"}
     store.set_attrs(control_rate=10.0, action_semantics=joint)
     assert action_semantics_of(store) == (10.0, joint)
