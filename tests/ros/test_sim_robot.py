@@ -64,7 +64,19 @@ class SimRobotRun:
         """Reset to ``seed``; the first state published after it (the physics waits for a command)."""
         reply = self.ask("reset", seed=seed)
         assert reply["message"].endswith(f"seed {seed}"), reply
-        return self.latest(["/eef_pose", "/object_state", "/sim_robot/status"], after=reply["now"] + 0.3)
+        topics = ["/eef_pose", "/object_state", "/sim_robot/status"]
+        after, previous = reply["now"] + 0.3, None
+        for _ in range(
+            20
+        ):  # the state the robot holds: the same in two reads (a loaded DDS may deliver late)
+            got = self.latest(
+                topics, after, until=lambda g: g["/sim_robot/status"]["values"]["seed"] == str(seed)
+            )
+            state = (got["/eef_pose"]["position"], got["/object_state"]["data"])
+            if state == previous:
+                return got
+            after, previous = time.monotonic() + 0.2, state
+        raise AssertionError(f"the state after reset({seed}) never settled")
 
     def status(self, after: float = 0.0, until=None) -> dict:
         got = self.latest(
