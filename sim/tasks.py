@@ -100,7 +100,15 @@ def get_task(name: str) -> TaskSpec:
     try:
         return TASKS[name]
     except KeyError:
-        raise ManipError(f"unknown task '{name}': pass one of {', '.join(TASKS)}") from None
+        import difflib
+
+        close = difflib.get_close_matches(name, list(TASKS), n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        robosuite = [t for t in TASKS if not t.endswith("-v3")]
+        raise ManipError(
+            f"unknown task '{name}': {hint}tasks are robosuite's ({', '.join(robosuite)}) or Meta-World's "
+            "v3 env names (e.g. pick-place-v3)"
+        ) from None
 
 
 def check_obs_mode(obs_mode: str, task: TaskSpec | None = None) -> str:

@@ -83,7 +83,7 @@ def test_all_tasks_registered():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"task": "Lfit"}, "unknown task 'Lfit'"),
+        ({"task": "Lfit"}, "unknown task 'Lfit': did you mean Lift"),
         ({"task": "Lift", "obs_mode": "depth"}, "unknown observation mode 'depth'"),
     ],
 )
