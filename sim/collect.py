@@ -55,6 +55,26 @@ class Episode:
     ended: str = ""
     timestamps: list[float] = field(default_factory=list)  # seconds from the first step (paced runs only)
     meta: dict = field(default_factory=dict)  # extra per-episode metadata to store (e.g. corrections)
+    started_at: float | None = None  # the first paced step's clock time
+    steps_after_success: int = 0
+
+    def record_and_step(
+        self, env, recorder, step: int, data: dict, action, intervention: bool, now, front, report, command
+    ):
+        """Record ``data`` (the observation + action of step ``step``), step ``env`` with ``action`` and show it;
+        returns ``(obs, truncated)``. Sets ``ended = "success"`` once the success has run its extra steps."""
+        recorder.add_step(data, intervention=intervention)
+        if now is not None:
+            self.started_at = now if self.started_at is None else self.started_at
+            self.timestamps.append(round(now - self.started_at, 4))
+        obs, _reward, terminated, truncated, _info = env.step(action)
+        self.steps = step + 1
+        self.success = self.success or terminated
+        self.steps_after_success += self.success
+        front.show(env, self, report, command)
+        if self.success and self.steps_after_success > SUCCESS_EXTRA_STEPS:
+            self.ended = "success"
+        return obs, truncated
 
 
 def open_store(path: str | Path):
@@ -258,7 +278,6 @@ def _record_episode(env, device, recorder, seed, controller, front, report) -> E
     if not front.ready(env, device, obs, episode, report):
         episode.ended = "quit"
         return episode
-    start, after = None, 0
     for step in range(env.horizon):
         now = front.tick()
         command = device.poll(env, obs)
@@ -269,17 +288,11 @@ def _record_episode(env, device, recorder, seed, controller, front, report) -> E
         action, intervention = command.action, controller is not None and command.active
         if controller is not None and not command.active:
             action = controller.act(obs, step * env.dt).action
-        recorder.add_step({**obs, "action": np.asarray(action, dtype=np.float32)}, intervention=intervention)
-        if now is not None:
-            start = now if start is None else start
-            episode.timestamps.append(round(now - start, 4))
-        obs, _reward, terminated, truncated, _info = env.step(action)
-        episode.steps = step + 1
-        episode.success = episode.success or terminated
-        after += episode.success
-        front.show(env, episode, report, command)
-        if episode.success and after > SUCCESS_EXTRA_STEPS:
-            episode.ended = "success"
+        data = {**obs, "action": np.asarray(action, dtype=np.float32)}
+        obs, truncated = episode.record_and_step(
+            env, recorder, step, data, action, intervention, now, front, report, command
+        )
+        if episode.ended == "success":
             return episode
         if truncated:
             break

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from manip.sim.collect import SUCCESS_EXTRA_STEPS, Episode, Unattended
+from manip.sim.collect import Episode, Unattended
 from manip.sim.experts.base import Sim
 
 POLICY, RECOVERY, CORRECTION = 0, 1, 2
@@ -170,8 +170,7 @@ def record_correction_episode(
     sim, watch = Sim(env), FailureWatch(settings, device)
     trail: list[tuple[np.ndarray, float]] = []
     phase, rewind, counts = POLICY, None, {RECOVERY: 0, CORRECTION: 0}
-    failure_phase, idle, after, touched = None, 0, 0, False
-    start = None
+    failure_phase, idle, touched = None, 0, False
     for step in range(env.horizon):
         now = front.tick()
         command = device.poll(env, obs)
@@ -206,17 +205,11 @@ def record_correction_episode(
             touched = touched or command.active
             idle = 0 if command.active or not touched else idle + 1  # counts once the operator has driven
         counts[phase] = counts.get(phase, 0) + 1
-        recorder.add_step({**obs, "action": action, PHASE_KEY: np.int8(phase)}, intervention=phase != POLICY)
-        if now is not None:
-            start = now if start is None else start
-            episode.timestamps.append(round(now - start, 4))
-        obs, _reward, terminated, truncated, _info = env.step(action)
-        episode.steps = step + 1
-        episode.success = episode.success or terminated
-        after += episode.success
-        front.show(env, episode, report, command)
-        if episode.success and after > SUCCESS_EXTRA_STEPS:
-            episode.ended = "success"
+        data = {**obs, "action": action, PHASE_KEY: np.int8(phase)}
+        obs, truncated = episode.record_and_step(
+            env, recorder, step, data, action, phase != POLICY, now, front, report, command
+        )
+        if episode.ended == "success":
             break
         if phase == CORRECTION and _correction_over(
             device, failure_phase, counts[CORRECTION], idle, settings

@@ -73,11 +73,11 @@ class _Session:
         self.next_id = 0
         self.events: list[dict] = []
 
-    def call(self, method: str, session: str | None = None, timeout: float = 60, **params) -> dict:
+    def call(self, method: str, attached: str | None = None, timeout: float = 60, **params) -> dict:
         self.next_id += 1
         message = {"id": self.next_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = session
+        if attached:
+            message["sessionId"] = attached
         self.ws.send(json.dumps(message))
         while True:
             reply = json.loads(self.ws.recv(timeout=timeout))
@@ -139,14 +139,14 @@ def load_page(path: Path, timeout: float = 90) -> PageReport:
                 raise RuntimeError("chromium did not start its DevTools endpoint")
             cdp = _Session(url)
             target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
-            session = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            attached = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
             for domain in ("Runtime", "Log", "Page", "Network"):
-                cdp.call(f"{domain}.enable", session)
-            cdp.call("Page.navigate", session, url=Path(path).resolve().as_uri())
+                cdp.call(f"{domain}.enable", attached)
+            cdp.call("Page.navigate", attached, url=Path(path).resolve().as_uri())
             cdp.wait_for("Page.loadEventFired", timeout)
             result = cdp.call(
                 "Runtime.evaluate",
-                session,
+                attached,
                 timeout,
                 expression=INSPECT_JS,
                 awaitPromise=True,
