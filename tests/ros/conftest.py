@@ -133,6 +133,9 @@ def node_params(url: str, **overrides) -> dict:
         "command_topic": "/arm/joint_trajectory",
         "executor_mode": "async",
         "max_frame_age_s": 0.3,
+        # a loaded 2-core machine delays the fake robot's joint states past 2 periods; state staleness has its
+        # own tests (test_encodings_observation.py), camera staleness uses max_frame_age_s above
+        "max_state_age_s": 0.6,
         "reconnect_interval_s": 0.2,
         "diagnostics_period_s": 0.5,
         "safety_file": str(WIDE_LIMITS),
