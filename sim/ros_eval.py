@@ -35,6 +35,7 @@ from pathlib import Path
 from manip.core.errors import ManipError
 from manip.core.progress import progress
 from manip.core.provenance import code_provenance
+from manip.real.client.executor import MODES
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_STOP_TIMEOUT_S = 10.0
@@ -239,10 +240,11 @@ def episode_timeout_s(horizon: int, rate: float) -> float:
 # -- eval ---------------------------------------------------------------------------------------------------------
 def evaluate_ros(
     source, task: str, episodes: int, out: str | Path, seed: int = 0, horizon: int | None = None,
-    quiet: bool = False, start_timeout_s: float = 300.0,
+    quiet: bool = False, start_timeout_s: float = 300.0, executor_mode: str | None = None,
 ) -> dict:  # fmt: skip
     """Evaluate ``source`` (a :class:`manip.sim.eval.SourceSpec`: ``checkpoint`` or ``expert``) on ``task``
-    through the ROS processes; write ``out/results.json`` (``manip eval``'s keys plus ``ros``); return it."""
+    through the ROS processes; write ``out/results.json`` (``manip eval``'s keys plus ``ros``); return it.
+    ``executor_mode`` overrides the policy node's ``executor_mode`` (config/sim/sim_policy.yaml: receding)."""
     from manip.sim.eval import episode_summary, write_results
     from manip.sim.tasks import get_task
 
@@ -251,6 +253,8 @@ def evaluate_ros(
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
     if source.kind not in ("checkpoint", "expert"):
         raise ManipError("--ros evaluates --checkpoint CKPT or --expert (it starts its own server)")
+    if executor_mode is not None and executor_mode not in MODES:
+        raise ManipError(f"--executor '{executor_mode}' is not one of {', '.join(MODES)}")
     out = Path(out).resolve()  # the ROS processes run in the package folder
     out.mkdir(parents=True, exist_ok=True)
     steps = int(horizon or spec.horizon)
@@ -263,6 +267,7 @@ def evaluate_ros(
     started = time.perf_counter()
     server = None
     checkpoint_id = None
+    policy: dict = {}
     with RosProcesses(out / "ros_logs") as ros:
         try:
             if source.kind == "expert":
@@ -284,6 +289,8 @@ def evaluate_ros(
                     "dry_run": False,
                     "control_rate_hz": float(spec.control_rate),
                 }
+                if executor_mode:
+                    policy["executor_mode"] = executor_mode
                 ros.start(
                     "sim_robot",
                     "sim_robot_node",
@@ -305,13 +312,13 @@ def evaluate_ros(
         wall_s=round(wall, 3),
         **code_provenance(),
         checkpoint_id=checkpoint_id,
-        ros=ros_block(records, spec.control_rate, source.kind),
+        ros=ros_block(records, spec.control_rate, source.kind, policy.get("executor_mode")),
     )
     write_results(out, results)
     return results
 
 
-def ros_block(records: list[dict], target_hz: float, kind: str) -> dict:
+def ros_block(records: list[dict], target_hz: float, kind: str, executor_mode: str | None = None) -> dict:
     """The ``ros`` block of results.json: what the robot received and what the policy node did."""
     import numpy as np
 
@@ -326,6 +333,7 @@ def ros_block(records: list[dict], target_hz: float, kind: str) -> dict:
         "actuating_ticks": sum(r["actuating_ticks"] for r in records),
     }
     if kind == "checkpoint":
+        block["executor_mode"] = executor_mode
         block["latency_ms"] = {"p50": records[-1]["latency_p50_ms"], "p99": records[-1]["latency_p99_ms"]}
     return block
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from manip.cli.verb import Verb
+from manip.core.errors import ManipError
 from manip.sim.commands import require_options
 
 
@@ -67,9 +68,27 @@ def run(args: argparse.Namespace) -> int:
     if args.ros:
         from manip.sim.ros_eval import evaluate_ros
 
+        unsupported = [
+            flag
+            for flag, value in (
+                ("--workers", args.workers != 1),
+                ("--video", args.video > 0),
+                ("--action-steps", args.action_steps is not None),
+                ("--ensemble-every", args.ensemble_every is not None),
+                ("--delay-ms", bool(args.delay_ms)),
+                ("--jitter-ms", bool(args.jitter_ms)),
+            )
+            if value
+        ]
+        if unsupported:
+            raise ManipError(
+                f"{', '.join(unsupported)} cannot be combined with --ros (the policy node runs one episode at a "
+                "time at the checkpoint's action steps, on a wall clock); drop them or run without --ros"
+            )
         results = evaluate_ros(
-            source, args.task, args.episodes, args.out, seed=args.seed, horizon=args.horizon, quiet=args.json
-        )
+            source, args.task, args.episodes, args.out, seed=args.seed, horizon=args.horizon, quiet=args.json,
+            executor_mode=args.executor,
+        )  # fmt: skip
         print(json.dumps(results) if args.json else summary_line(results, args.out))
         return 0
     results = evaluate(

@@ -78,7 +78,7 @@ def test_eval_ros_on_a_tiny_checkpoint_writes_results_with_the_ros_block(
     out = tmp_path / "eval"
     result = manip(
         "eval", "--checkpoint", gripper_checkpoint, "--task", "Lift", "--episodes", "2", "--horizon", "10",
-        "--seed", "5", "--ros", "--out", out, env={"MUJOCO_GL": "egl"},
+        "--seed", "5", "--ros", "--executor", "async", "--out", out, env={"MUJOCO_GL": "egl"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + "".join(
         p.read_text()[-1500:] for p in (out / "ros_logs").glob("*.log")
@@ -89,13 +89,32 @@ def test_eval_ros_on_a_tiny_checkpoint_writes_results_with_the_ros_block(
     assert [e["steps"] for e in results["per_episode"]] == [10, 10]  # an untrained policy does not lift
     assert results["checkpoint_id"] == checkpoint_id(gripper_checkpoint)
     ros = results["ros"]
-    assert set(ros) >= ROS_KEYS and ros["actor"] == "policy_node"
+    assert set(ros) >= ROS_KEYS and ros["actor"] == "policy_node" and ros["executor_mode"] == "async"
+    assert "executor_mode: async" in (out / "ros_logs" / "policy_node.params.yaml").read_text()
     # counted at the robot: the policy node's targets arrived in every episode
     assert all(e["commands"] >= 1 for e in results["per_episode"])
     assert ros["commands"] == sum(e["commands"] for e in results["per_episode"])
     assert ros["command_rate_hz"] > 0 and ros["actuating_ticks"] > 0
     assert results["latency_ms"]["p50"] > 0 and ros["latency_ms"]["p99"] >= ros["latency_ms"]["p50"]
     assert "policy latency" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workers", "2"], "--workers cannot be combined with --ros"),
+        (["--delay-ms", "50", "--video", "2"], "--video, --delay-ms cannot be combined with --ros"),
+        (["--executor", "fastest"], "--executor 'fastest' is not one of receding, ensemble"),
+    ],
+)
+def test_eval_ros_refuses_options_the_node_does_not_run(gripper_checkpoint, tmp_path, extra, message):
+    result = manip(
+        "eval", "--checkpoint", gripper_checkpoint, "--task", "Lift", "--episodes", "1", "--ros",
+        "--out", tmp_path / "eval", *extra,
+    )  # fmt: skip
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "eval" / "results.json").exists()
 
 
 @pytest.mark.ros

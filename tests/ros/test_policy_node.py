@@ -13,7 +13,6 @@ from tests.ros.conftest import JOINTS, WIDE_LIMITS, Server, node_params, run_nod
 pytestmark = pytest.mark.ros
 
 
-
 def expected_offsets(points: list[list[float]], base: float = 0.5) -> list[float]:
     """The synthetic policy's action i is mean(proprio) + i in every dimension: return i for each command."""
     out = []
@@ -87,7 +86,9 @@ def test_killed_server_holds_within_one_control_period(ros_run, tmp_path):
         first_hold = run.wait_for(lambda e: e["held"], kind="status", since=killed)
         # at most the one tick already under way when the server died executes without a hold (counted in ticks:
         # a loaded machine stretches wall time, not the number of ticks the node runs)
-        executing = [e for e in run.events("status", since=killed) if not e["held"] and e["t"] < first_hold["t"]]
+        executing = [
+            e for e in run.events("status", since=killed) if not e["held"] and e["t"] < first_hold["t"]
+        ]
         assert len(executing) <= 1, executing
         held = run.wait_for(lambda e: e["held"] and "server" in e["message"], kind="status", since=killed)
         time.sleep(0.5)
