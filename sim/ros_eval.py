@@ -241,10 +241,14 @@ def episode_timeout_s(horizon: int, rate: float) -> float:
 def evaluate_ros(
     source, task: str, episodes: int, out: str | Path, seed: int = 0, horizon: int | None = None,
     quiet: bool = False, start_timeout_s: float = 300.0, executor_mode: str | None = None,
+    sim_clock: bool = True,
 ) -> dict:  # fmt: skip
     """Evaluate ``source`` (a :class:`manip.sim.eval.SourceSpec`: ``checkpoint`` or ``expert``) on ``task``
     through the ROS processes; write ``out/results.json`` (``manip eval``'s keys plus ``ros``); return it.
-    ``executor_mode`` overrides the policy node's ``executor_mode`` (config/sim/sim_policy.yaml: receding)."""
+    ``executor_mode`` overrides the policy node's ``executor_mode`` (config/sim/sim_policy.yaml: receding).
+    ``sim_clock``: sim_robot is the ROS clock and steps in lockstep with the policy node (``use_sim_time``), so a
+    CPU too slow to render the cameras at the control rate slows the episode down instead of dropping
+    commands; False runs both on the wall clock, as on a real robot."""
     from manip.sim.eval import episode_summary, write_results
     from manip.sim.tasks import get_task
 
@@ -271,7 +275,8 @@ def evaluate_ros(
     with RosProcesses(out / "ros_logs") as ros:
         try:
             if source.kind == "expert":
-                ros.start("sim_robot", "sim_robot_node", sim_robot_params(ros.package, task, horizon))
+                robot = sim_robot_params(ros.package, task, horizon)
+                ros.start("sim_robot", "sim_robot_node", {**robot, "publish_clock": sim_clock})
                 driver["enable_service"] = "/sim_robot/expert"
             else:
                 from manip.cli.launch import start_server
@@ -288,14 +293,12 @@ def evaluate_ros(
                     "server_url": server.url,
                     "dry_run": False,
                     "control_rate_hz": float(spec.control_rate),
+                    "use_sim_time": sim_clock,
                 }
                 if executor_mode:
                     policy["executor_mode"] = executor_mode
-                ros.start(
-                    "sim_robot",
-                    "sim_robot_node",
-                    sim_robot_params(ros.package, task, horizon, metadata.obs_spec),
-                )
+                robot = sim_robot_params(ros.package, task, horizon, metadata.obs_spec)
+                ros.start("sim_robot", "sim_robot_node", {**robot, "publish_clock": sim_clock})
                 ros.start("policy_node", "policy_node", policy)
                 driver.update(enable_service="/policy_node/enable", policy="/policy_node")
             records = list(drive_episodes(ros, driver, episodes, quiet))
@@ -312,7 +315,10 @@ def evaluate_ros(
         wall_s=round(wall, 3),
         **code_provenance(),
         checkpoint_id=checkpoint_id,
-        ros=ros_block(records, spec.control_rate, source.kind, policy.get("executor_mode")),
+        ros={
+            **ros_block(records, spec.control_rate, source.kind, policy.get("executor_mode")),
+            "clock": "sim (lockstep)" if sim_clock else "wall",
+        },
     )
     write_results(out, results)
     return results

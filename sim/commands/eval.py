@@ -55,6 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="run each episode through real processes: sim_robot -> policy_node -> manip serve on loopback "
         "ROS 2 (needs .venv-ros: bash .ci/setup_ros.sh); results.json gains a 'ros' block",
     )
+    parser.add_argument(
+        "--ros-wall-clock",
+        action="store_true",
+        help="with --ros: run sim_robot and policy_node on the wall clock, as on a real robot (default: sim_robot "
+        "is the ROS clock and steps in lockstep, so a CPU that renders slowly slows episodes instead of dropping "
+        "commands)",
+    )
     parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
 
 
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from manip.sim.eval import evaluate, source_spec_from_args, summary_line
 
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
+    if args.ros_wall_clock and not args.ros:
+        raise ManipError("--ros-wall-clock only applies with --ros")
     if args.ros:
         from manip.sim.ros_eval import evaluate_ros
 
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             )
         results = evaluate_ros(
             source, args.task, args.episodes, args.out, seed=args.seed, horizon=args.horizon, quiet=args.json,
-            executor_mode=args.executor,
+            executor_mode=args.executor, sim_clock=not args.ros_wall_clock,
         )  # fmt: skip
         print(json.dumps(results) if args.json else summary_line(results, args.out))
         return 0

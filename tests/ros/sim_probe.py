@@ -23,6 +23,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -62,6 +63,8 @@ def summary(kind: str, msg) -> dict:
         return {"type": "CameraInfo", "height": msg.height, "width": msg.width, "k": list(msg.k)}
     if isinstance(msg, Float64MultiArray):
         return {"type": "Float64MultiArray", "data": list(msg.data)}
+    if isinstance(msg, Clock):
+        return {"type": "Clock", "t": msg.clock.sec + msg.clock.nanosec * 1e-9}
     if isinstance(msg, Bool):
         return {"type": "Bool", "data": bool(msg.data)}
     return {
@@ -82,6 +85,7 @@ class Probe(Node):
             "/object_state": Float64MultiArray,
             "/task_success": Bool,
             "/sim_robot/status": DiagnosticStatus,
+            "/clock": Clock,
         }
         for cam in cameras:
             topics[f"/{cam}/color/image_raw"] = Image

@@ -90,6 +90,7 @@ def test_eval_ros_on_a_tiny_checkpoint_writes_results_with_the_ros_block(
     assert results["checkpoint_id"] == checkpoint_id(gripper_checkpoint)
     ros = results["ros"]
     assert set(ros) >= ROS_KEYS and ros["actor"] == "policy_node" and ros["executor_mode"] == "async"
+    assert ros["clock"] == "sim (lockstep)"  # the default: sim_robot is /clock, the node ticks on it
     assert "executor_mode: async" in (out / "ros_logs" / "policy_node.params.yaml").read_text()
     # counted at the robot: the policy node's targets arrived in every episode
     assert all(e["commands"] >= 1 for e in results["per_episode"])
@@ -117,19 +118,31 @@ def test_eval_ros_refuses_options_the_node_does_not_run(gripper_checkpoint, tmp_
     assert not (tmp_path / "eval" / "results.json").exists()
 
 
+def test_wall_clock_option_needs_ros(gripper_checkpoint, tmp_path):
+    result = manip(
+        "eval", "--checkpoint", gripper_checkpoint, "--task", "Lift", "--episodes", "1", "--ros-wall-clock",
+        "--out", tmp_path / "eval",
+    )  # fmt: skip
+    assert (
+        result.returncode != 0
+        and result.stderr.strip() == "manip eval: --ros-wall-clock only applies with --ros"
+    )
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_scripted_expert_drives_sim_robot_over_pose_targets_and_lifts(ros_env, tmp_path):
     out = tmp_path / "expert"
     result = manip(
         "eval", "--expert", "--task", "Lift", "--episodes", "1", "--horizon", "150", "--seed", "3", "--ros",
-        "--out", out, env={"MUJOCO_GL": "egl"},
+        "--ros-wall-clock", "--out", out, env={"MUJOCO_GL": "egl"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     results = read_json(out / "results.json")
     (episode,) = results["per_episode"]
     assert episode["success"] is True and episode["steps"] < 150
     assert results["ros"]["actor"] == "sim_robot scripted expert" and results["checkpoint_id"] is None
+    assert results["ros"]["clock"] == "wall"
     assert episode["commands"] >= episode["steps"]  # every step followed a PoseStamped target
 
 

@@ -206,3 +206,39 @@ def test_commands_move_the_arm_toward_their_targets(sim_robot):
     assert np.linalg.norm(reached - goal_eef) < 0.3 * np.linalg.norm(forward_kinematics(joints) - goal_eef)
     sent = robot.ask("trajectory", names=[], positions=[])["now"]
     assert robot.status(sent, until=lambda s: s["values"]["stops"] == "1")["commands"] == "2"
+
+
+def test_publish_clock_steps_in_lockstep_with_the_commands(sim_robot):
+    """With publish_clock the robot is /clock (one control period per tick, every message stamped with it) and
+    steps only once a command has answered the last tick, or after lockstep_timeout_s without one."""
+    robot = sim_robot(horizon=1000, publish_clock=True, lockstep_timeout_s=3.0)
+    start = robot.reset(4)
+    # time flows while the robot waits for its first command (a node on this clock must be able to tick)
+    first = robot.latest(["/clock"], after=time.monotonic())["/clock"]["t"]
+    later = robot.latest(["/clock"], after=time.monotonic() + 0.5)["/clock"]["t"]
+    assert later > first and robot.status()["steps"] == "0"
+    # every tick advances the clock by exactly one period (20 Hz), and the state is stamped with that time
+    pose = robot.latest(["/eef_pose"], after=time.monotonic())["/eef_pose"]
+    assert round((pose["stamp"] - 1.0) / 0.05, 6) == round((pose["stamp"] - 1.0) / 0.05)
+
+    eef, quat = start["/eef_pose"]["position"], start["/eef_pose"]["quaternion"]
+    sent = robot.ask("pose_target", position=eef, quaternion=quat, gripper=-1.0)["now"]
+    values = robot.status(sent, until=lambda s: int(s["values"]["steps"]) >= 1)
+    stepped_at = robot.ask("latest")["now"]
+    assert values["commands"] == "1"
+    # no further command: the robot waits (at most lockstep_timeout_s) instead of stepping every period
+    time.sleep(1.0)
+    assert int(robot.status(stepped_at)["steps"]) <= 2
+    # ... and then steps without one: a holding controller does not stop time
+    robot.status(until=lambda s: int(s["values"]["steps"]) >= 3)
+    # each command answers one tick: five commands step five times well within one lockstep timeout (3 s)
+    steps = int(robot.status()["steps"])
+    for _ in range(5):
+        robot.ask("pose_target", position=eef, quaternion=quat, gripper=-1.0)
+        time.sleep(0.1)
+    got = robot.latest(
+        ["/sim_robot/status"],
+        timeout_s=2.5,
+        until=lambda g: int(g["/sim_robot/status"]["values"]["steps"]) >= steps + 5,
+    )
+    assert got["/sim_robot/status"]["values"]["commands"] == "6"

@@ -37,6 +37,13 @@ episode's first command arrives, so the step count starts with the policy's firs
 The episode is done at success (``end_on_success``) or after ``horizon`` steps (0: the task's); the sim then
 stops stepping and keeps publishing its last state.
 
+Clock: by default the robot steps on a wall-clock timer and stamps with the system's ROS time. With
+``publish_clock`` it is also the ROS clock: it publishes ``/clock`` (rosgraph_msgs/Clock), one control period per
+tick, stamps everything with that time, and steps in lockstep with its controller — after each tick it waits for
+the next command (at most ``lockstep_timeout_s`` of wall time) and never runs faster than real time. Nodes started
+with ``use_sim_time: true`` (``policy_node``) then tick once per simulated step, however long rendering the cameras
+takes on a slow machine; ``manip eval --ros`` runs this way.
+
 Scripted expert: ``~/expert`` (std_srvs/SetBool) starts/stops the task's scripted expert
 (:mod:`manip.sim.experts`) as an operator with privileged access to the sim: every tick it turns the expert's
 OSC_POSE delta into a command message and publishes it on the command topics above, on
@@ -54,6 +61,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -93,6 +102,8 @@ class SimRobotParams:
     image_height: int = 84
     image_width: int = 84
     expert_interface: str = "cartesian"
+    publish_clock: bool = False  # be the ROS clock (/clock) and step in lockstep with the commands
+    lockstep_timeout_s: float = 0.5  # publish_clock: step without a new command after this much wall time
 
     def problems(self) -> list[str]:
         """One line per unusable value (empty when the parameters are usable)."""
@@ -107,6 +118,8 @@ class SimRobotParams:
             out.append(
                 f"expert_interface '{self.expert_interface}' is not one of {', '.join(COMMAND_INTERFACES)}"
             )
+        if self.lockstep_timeout_s <= 0:
+            out.append(f"lockstep_timeout_s must be > 0, got {self.lockstep_timeout_s}")
         if min(self.image_height, self.image_width) < 8:
             out.append(f"image size {self.image_height}x{self.image_width} is too small (need >= 8 pixels)")
         return out
@@ -216,7 +229,15 @@ class SimRobot(Node):
         self.create_subscription(Float64, p.gripper_topic, self._on_gripper, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/expert", self._on_expert)
-        self.create_timer(1.0 / self.rate, self._tick)
+        self.period_ns = round(1e9 / self.rate)
+        self.clock_ns = 10**9  # simulated time starts at 1 s (time 0 means "no clock yet" to ROS nodes)
+        self.fresh_command = False  # publish_clock: a command arrived since the last tick
+        self.last_tick_at = 0.0
+        if p.publish_clock:
+            self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+            self.create_timer(0.002, self._lockstep_poll)
+        else:
+            self.create_timer(1.0 / self.rate, self._tick)
         self.get_logger().info(
             f"sim_robot: {p.task} at {self.rate:g} Hz, horizon {self.env.horizon}, cameras {list(p.cameras)}; "
             f"seed {p.seed} (set the parameter 'seed', then call ~/reset)"
@@ -269,7 +290,12 @@ class SimRobot(Node):
     def _received(self) -> None:
         self.commands += 1
         self.commanded = True
-        self.command_times.append(time.monotonic())
+        self.fresh_command = True
+        self.command_times.append(self._seconds())
+
+    def _seconds(self) -> float:
+        """Now on the robot's clock: the simulated time with ``publish_clock``, else monotonic wall time."""
+        return self.clock_ns * 1e-9 if self.params.publish_clock else time.monotonic()
 
     def _on_pose_target(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
@@ -341,17 +367,39 @@ class SimRobot(Node):
         return pose_to_delta_action(self.target_pos, self.target_mat, eef_pos, eef_mat, self.gripper)
 
     # -- the tick -----------------------------------------------------------------------------------------------
+    @property
+    def _stepping(self) -> bool:
+        return not self.done and (self.commanded or not self.params.wait_for_command)
+
+    def _lockstep_poll(self) -> None:
+        """``publish_clock``: tick once a period of wall time has passed and the controller has answered the last
+        tick (or ``lockstep_timeout_s`` has passed without an answer: a holding controller does not stop time)."""
+        waited = time.monotonic() - self.last_tick_at
+        if waited < 1.0 / self.rate:
+            return
+        if self._stepping and not self.fresh_command and waited < self.params.lockstep_timeout_s:
+            return
+        self._tick()
+
     def _tick(self) -> None:
-        if not self.done and (self.commanded or not self.params.wait_for_command):
+        self.last_tick_at = time.monotonic()
+        self.fresh_command = False
+        if self._stepping:
             self.obs, _reward, terminated, truncated, _info = self.env.step(self._action())
             self.steps += 1
             self.success = self.success or terminated
             self.done = (terminated and self.params.end_on_success) or truncated
-        stamp = self.get_clock().now().to_msg()
+        if self.params.publish_clock:
+            self.clock_ns += self.period_ns
+            stamp = Time(nanoseconds=self.clock_ns).to_msg()
+        else:
+            stamp = self.get_clock().now().to_msg()
         self._publish_state(stamp)
         self._publish_status()
         if self.expert_on and not self.done:
             self._expert_command(stamp)
+        if self.params.publish_clock:  # last: a node on this clock ticks with this step's state already sent
+            self.clock_pub.publish(Clock(clock=stamp))
 
     def _publish_state(self, stamp) -> None:
         data = self.env.raw.sim.data
