@@ -49,6 +49,8 @@ class Phase:
     retry_from: str = (
         ""  # on a failed ``verify``, go back to the phase of this name (like a person regrasping)
     )
+    keep_integral: bool = False  # start with the previous phase's integral term (keeps the load compensation)
+    integral_limit: float | None = None  # most action the integral term may add here (None: the expert's)
 
 
 def wrap_angle(angle: float, period: float = 2 * np.pi) -> float:
@@ -187,9 +189,8 @@ class WaypointExpert:
         error = phase.target(env) - eef
         limit = self.speed * phase.speed
         if np.linalg.norm(error) < 0.03:  # integrate only near the target, so travel does not wind it up
-            self.integral = np.clip(
-                self.integral + error * self.integral_gain, -self.integral_limit, self.integral_limit
-            )
+            most = self.integral_limit if phase.integral_limit is None else phase.integral_limit
+            self.integral = np.clip(self.integral + error * self.integral_gain, -most, most)
         pos = np.clip(error * self.gain + self.integral, -limit, limit)
         # rate limit: a hand does not jump from rest to full speed
         pos = self.last_pos_action + np.clip(pos - self.last_pos_action, -0.15, 0.15)
@@ -279,7 +280,8 @@ class WaypointExpert:
             if (ended and self.phase_steps >= phase.min_steps) or self.phase_steps >= phase.max_steps:
                 self.index = self._next_index(env, phase)
                 self.phase_steps = 0
-                self.integral = np.zeros(3)
+                if not self.phases[self.index].keep_integral:
+                    self.integral = np.zeros(3)
                 self.eef_history = []
                 continue
             break

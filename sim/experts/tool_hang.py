@@ -2,10 +2,12 @@
 
 The frame lies flat on the table. The hand grasps its grip from above (fingers across the bar), lifts it and
 turns it upright with the hook end away from the robot (the hand then points to the robot's right), lowers the
-frame's tip into the post (between its four walls), lets go and backs straight out. Then it grasps the wrench's grip from above, turns the wrench so the
-large ring's axis lies along the hook bar (handle up, hand above the bar), threads the ring over the hook end
-onto the bar and lets go, so the wrench swings down and hangs. Every carry target is servoed on the held
-object's own site (frame tip, ring centre), not on the hand.
+frame's tip into the post (between its four walls), checks it went down centred (else lifts it out and tries
+again), lets go once the fingers are wide open and backs straight out. Then it grasps the wrench's grip from
+above, leaning towards the ring, and turns the wrench so the large ring's plane tilts down towards the bar's
+free end (handle up towards the frame's corner). It carries the ring over the hook, waits there until it is
+still, lowers it round the hook and lets go: the wrench drops onto the bar with the bar through its ring. Every
+carry target is servoed on the held object's own site (frame tip, ring centre), not on the hand.
 
 The hook end points away from the robot because the hand threads the ring in the direction it points: with
 the hook end towards the robot the hand would have to point forward right in front of the robot's base, out of
@@ -27,8 +29,19 @@ FRAME_UPRIGHT = np.diag([-1.0, -1.0, 1.0])
 #: threads the wrench: of the two grasps across a bar, the one whose wrist roll stays clear of the joint limits
 FRAME_FINGERS = np.array([-1.0, 0.0, 0.0])
 TOOL_FINGERS = np.array([0.0, 1.0, 0.0])
-#: height of the hook-plus-bar obstacle's middle above the bar's centre line (bar 7.5 mm, hook 12 mm on top)
-HOOK_MIDDLE = 0.006
+#: The ring (19.4 mm clear inside) cannot slide level over the hook end (bar 7.5 mm plus hook 12 mm = 19.5 mm).
+#: Tilted HOOK_TILT, with its top rim towards the corner, it is lowered over the hook instead: carried
+#: HOOK_CLEAR above the bar's centre line until its centre rests RING_DROP_AT (within RING_DROP_WINDOW) past the
+#: bar's end (up to 6.5 mm every height from 2 mm up is clear), then lowered to RING_DROP_TO and let go.
+HOOK_TILT = np.radians(60.0)
+HOOK_CLEAR = 0.016
+RING_DROP_AT = 0.005
+RING_DROP_WINDOW = 0.002
+RING_DROP_TO = 0.009
+#: lean of the hand towards the wrench's ring when it grasps the grip (radians): with the ring's axis level along
+#: the bar, the hand then points forward and down by this much instead of straight ahead, which keeps the wrist
+#: (Panda joint 6) off its limit
+TOOL_GRASP_LEAN = np.radians(30.0)
 
 
 def _heading(vector: np.ndarray) -> float:
@@ -49,8 +62,33 @@ class ToolHangExpert(WaypointExpert):
 
         return max((first, first + np.pi), key=along)
 
+    def settled(self, point, steps: int = 4, distance: float = 0.0006) -> bool:
+        """``point()`` (a spot on a held object) moved less than ``distance`` over the last ``steps`` calls."""
+        track = self.tracks.setdefault(point, [])
+        track.append(point())
+        del track[: -steps - 1]
+        return len(track) > steps and float(np.linalg.norm(track[-1] - track[0])) < distance
+
+    def leaning_grasp(self, body: int, goal, fingers: np.ndarray):
+        """Hand orientation target for grasping a flat-lying ``body`` across its local y axis from above, leaning
+        ``TOOL_GRASP_LEAN`` towards its local -x; of the two finger directions (chosen at the first step), the one
+        whose fingers' axis points most along ``fingers`` once the body is turned to ``goal()``."""
+
+        def grasp(sign: float) -> np.ndarray:
+            held = self.sim.body_mat(body)
+            z_axis = -np.cos(TOOL_GRASP_LEAN) * held[:, 2] - np.sin(TOOL_GRASP_LEAN) * held[:, 0]
+            x_axis = sign * held[:, 1]
+            return np.column_stack([x_axis, np.cross(z_axis, x_axis), z_axis])
+
+        def along(sign: float) -> float:
+            return float((goal() @ self.sim.body_mat(body).T @ grasp(sign))[:, 0] @ fingers)
+
+        sign = self.once(lambda _e: max((1.0, -1.0), key=along))
+        return lambda env: grasp(sign(env))
+
     def plan(self, env):
         sim = self.sim
+        self.tracks: dict = {}
         frame_id, tool_id = sim.body_id("frame_root"), sim.body_id("tool_root")
         table_z = float(env.raw.table_offset[2])
         carry_z = table_z + 0.35
@@ -77,6 +115,11 @@ class ToolHangExpert(WaypointExpert):
             offset = frame_tip() - mount()
             return bool(np.linalg.norm(offset[:2]) < sideways and abs(offset[2] - height) < 0.002)
 
+        def frame_in_post() -> bool:
+            """The frame's tip went down the post, centred (12.5 cm below its top; it drops the rest once let go)."""
+            offset = frame_tip() - mount()
+            return bool(np.linalg.norm(offset[:2]) < 0.004 and offset[2] < -0.125)
+
         def tool_grip():
             return sim.geom_pos("tool_grip_g0")
 
@@ -90,14 +133,16 @@ class ToolHangExpert(WaypointExpert):
             return end, along / np.linalg.norm(along)
 
         def tool_goal() -> np.ndarray:
-            # ring axis (tool z) against the bar direction, handle (tool x, away from the ring) pointing up: the
-            # hand holding the handle stays above the bar, and once let go the wrench swings down about the bar
+            # the ring's top (tool x, the handle's direction) leans HOOK_TILT from vertical towards the bar's
+            # corner, its axis (tool z) in the vertical plane through the bar: the ring's top rim then passes
+            # over the hook while its bottom rim is still short of the bar's end
             _end, along = bar()
-            z_axis = -np.array([along[0], along[1], 0.0]) / np.linalg.norm(along[:2])
-            x_axis = np.array([0.0, 0.0, 1.0])
+            level = np.array([along[0], along[1], 0.0]) / np.linalg.norm(along[:2])
+            x_axis = np.cos(HOOK_TILT) * up(1.0) + np.sin(HOOK_TILT) * level
+            z_axis = -np.cos(HOOK_TILT) * level + np.sin(HOOK_TILT) * up(1.0)
             return np.column_stack([x_axis, np.cross(z_axis, x_axis), z_axis])
 
-        tool_yaw = self.once(lambda _e: self.grasp_roll(tool_id, 0, tool_goal, TOOL_FINGERS))
+        tool_grasp = self.leaning_grasp(tool_id, tool_goal, TOOL_FINGERS)
         hang_pose = self.keep_held(lambda: sim.body_mat(tool_id), tool_goal)
 
         def on_bar(distance: float, height: float):
@@ -112,8 +157,22 @@ class ToolHangExpert(WaypointExpert):
             end, along = bar()
             return float((ring() - end) @ along)
 
-        def lost_tool() -> bool:
-            return sim.finger_opening() < 0.006  # shut on nothing: the 3 cm grip would hold them 3 cm apart
+        def ring_height() -> float:
+            """Height of the ring's centre above the bar's centre line (metres)."""
+            end, _along = bar()
+            return float(ring()[2] - end[2])
+
+        def ring_settled_at(distance: float) -> bool:
+            """The ring's centre has come to rest within RING_DROP_WINDOW of ``distance`` along the bar and of
+            the vertical plane through the bar."""
+            end, along = bar()
+            sideways = abs(float((ring() - end) @ np.cross(along, up(1.0))))
+            near = abs(ring_along() - distance) < RING_DROP_WINDOW and sideways < RING_DROP_WINDOW / 2
+            return near and self.settled(ring)
+
+        def wide_open(_env) -> bool:
+            """The fingers opened wide (before the hand backs off, so they do not drag what they let go)."""
+            return sim.finger_opening() > 0.07
 
         let_go_at = self.once(lambda _e: sim.eef_pos())
         released_tool = self.hold_orientation()
@@ -168,7 +227,7 @@ class ToolHangExpert(WaypointExpert):
                 CLOSE,
                 orientation=upright,
                 max_steps=150,
-                done=lambda _e: aligned(0.0015, 0.02),
+                done=lambda _e: aligned(0.0015, 0.02) and self.settled(frame_tip),
             ),
             Phase(
                 "frame_insert",
@@ -179,6 +238,9 @@ class ToolHangExpert(WaypointExpert):
                 speed=0.4,
                 stall_ends=True,
                 max_steps=120,
+                integral_limit=0.05,  # a tip caught on a wall is lifted and retried, not pushed sideways
+                verify=lambda _e: frame_in_post(),
+                retry_from="frame_over_post",
             ),
             Phase(
                 "frame_release",
@@ -186,24 +248,30 @@ class ToolHangExpert(WaypointExpert):
                 OPEN,
                 orientation=released,
                 min_steps=8,
-                max_steps=8,
-                tol=1.0,
+                max_steps=25,
+                done=wide_open,
             ),
             Phase("frame_back", back_off, OPEN, orientation=released, tol=0.01, max_steps=40),
             Phase("frame_clear", lambda _e: stand_clear, OPEN, tol=0.03),
             # -- the wrench ------------------------------------------------------------------------------
-            Phase("tool_above", lambda _e: tool_grip() + up(0.1), OPEN, yaw=tool_yaw, tol=0.012),
+            Phase("tool_above", lambda _e: tool_grip() + up(0.1), OPEN, orientation=tool_grasp, tol=0.012),
             Phase(
                 "tool_descend",
                 lambda _e: tool_grip() + up(0.004),
                 OPEN,
-                yaw=tool_yaw,
+                orientation=tool_grasp,
                 tol=0.006,
                 speed=0.6,
                 stall_ends=True,
             ),
             Phase(
-                "tool_grasp", lambda _e: tool_grip() + up(0.004), CLOSE, min_steps=10, max_steps=10, tol=1.0
+                "tool_grasp",
+                lambda _e: tool_grip() + up(0.004),
+                CLOSE,
+                orientation=tool_grasp,
+                min_steps=10,
+                max_steps=10,
+                tol=1.0,
             ),
             Phase(
                 "tool_lift",
@@ -224,22 +292,43 @@ class ToolHangExpert(WaypointExpert):
             ),
             Phase(
                 "ring_before_hook",
-                on_bar(-0.05, HOOK_MIDDLE),
+                on_bar(-0.05, HOOK_CLEAR),
                 CLOSE,
                 orientation=hang_pose,
-                tol=0.002,
-                max_steps=150,
+                tol=0.005,
+                max_steps=100,
             ),
             Phase(
-                "ring_thread",
-                on_bar(0.035, HOOK_MIDDLE),
+                "ring_at_hook",
+                on_bar(-0.012, HOOK_CLEAR),
                 CLOSE,
                 orientation=hang_pose,
                 tol=0.002,
-                speed=0.3,
-                max_steps=150,
-                # stop once the ring is past the hook, or at once if the wrench slipped out of the hand
-                done=lambda _e: ring_along() > 0.02 or lost_tool(),
+                speed=0.15,
+                max_steps=80,
+                keep_integral=True,
+            ),
+            Phase(
+                "ring_over_hook",
+                on_bar(RING_DROP_AT, HOOK_CLEAR),
+                CLOSE,
+                orientation=hang_pose,
+                speed=0.05,
+                max_steps=80,
+                keep_integral=True,
+                integral_limit=0.03,
+                done=lambda _e: ring_settled_at(RING_DROP_AT),
+            ),
+            Phase(
+                "ring_lower",
+                on_bar(RING_DROP_AT, RING_DROP_TO),
+                CLOSE,
+                orientation=hang_pose,
+                speed=0.08,
+                max_steps=60,
+                keep_integral=True,
+                integral_limit=0.03,
+                done=lambda _e: ring_height() < RING_DROP_TO + 0.0015,
             ),
             Phase(
                 "tool_release",
@@ -247,8 +336,8 @@ class ToolHangExpert(WaypointExpert):
                 OPEN,
                 orientation=released_tool,
                 min_steps=8,
-                max_steps=8,
-                tol=1.0,
+                max_steps=25,
+                done=wide_open,
             ),
             Phase(
                 "tool_back",
