@@ -9,9 +9,9 @@ free end (handle up towards the frame's corner). It carries the ring over the ho
 still, lowers it round the hook and lets go: the wrench drops onto the bar with the bar through its ring. Every
 carry target is servoed on the held object's own site (frame tip, ring centre), not on the hand.
 
-The hook end points away from the robot because the hand threads the ring in the direction it points: with
-the hook end towards the robot the hand would have to point forward right in front of the robot's base, out of
-the Panda's reach; this way it reaches over the stand and points back.
+The hook end points away from the robot because the hand carries the ring over it in the direction it points:
+with the hook end towards the robot the hand would have to point forward right in front of the robot's base,
+out of the Panda's reach; this way it reaches over the stand and points back.
 """
 
 from __future__ import annotations
@@ -21,25 +21,27 @@ import numpy as np
 from manip.sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, rot_z, up
 
 #: the frame stood up: its bar (local z) vertical and its hook end (local -x) away from the robot (+x); the hand
-#: that grasped it from above while it lay flat then points to the robot's right (-y). The wrench's ring then
-#: slides onto the hook bar towards the robot (-x), with the hand (which grasped the wrench from above) pointing
+#: that grasped it from above while it lay flat then points to the robot's right (-y). The wrench's ring is then
+#: carried over the hook end towards the robot (-x), with the hand (which grasped the wrench from above) pointing
 #: that way.
 FRAME_UPRIGHT = np.diag([-1.0, -1.0, 1.0])
 #: preferred direction of the hand's x axis (the fingers' axis) while it holds the upright frame, and while it
-#: threads the wrench: of the two grasps across a bar, the one whose wrist roll stays clear of the joint limits
+#: carries the wrench: of the two grasps across a bar, the one whose wrist roll stays clear of the joint limits
 FRAME_FINGERS = np.array([-1.0, 0.0, 0.0])
 TOOL_FINGERS = np.array([0.0, 1.0, 0.0])
 #: The ring (19.4 mm clear inside) cannot slide level over the hook end (bar 7.5 mm plus hook 12 mm = 19.5 mm).
 #: Tilted HOOK_TILT, with its top rim towards the corner, it is lowered over the hook instead: carried
-#: HOOK_CLEAR above the bar's centre line until its centre rests RING_DROP_AT (within RING_DROP_WINDOW) past the
-#: bar's end (up to 6.5 mm every height from 2 mm up is clear), then lowered to RING_DROP_TO and let go.
+#: HOOK_CLEAR above the bar's centre line until its centre rests RING_DROP_AT (within RING_DROP_WINDOW along the
+#: bar, half of it sideways) past the bar's end, then lowered to RING_DROP_TO above the bar and let go. (A 2-D
+#: clearance check of this geometry: with the centre up to 6.5 mm past the bar's end, the tilted ring clears the
+#: hook at every height from 2 mm above the bar up.)
 HOOK_TILT = np.radians(60.0)
 HOOK_CLEAR = 0.016
 RING_DROP_AT = 0.005
 RING_DROP_WINDOW = 0.002
 RING_DROP_TO = 0.009
-#: lean of the hand towards the wrench's ring when it grasps the grip (radians): with the ring's axis level along
-#: the bar, the hand then points forward and down by this much instead of straight ahead, which keeps the wrist
+#: lean of the hand towards the wrench's ring when it grasps the grip (radians): while the ring is carried over
+#: the hook, the hand then points forward and down by this much instead of straight ahead, which keeps the wrist
 #: (Panda joint 6) off its limit
 TOOL_GRASP_LEAN = np.radians(30.0)
 
@@ -70,7 +72,8 @@ class ToolHangExpert(WaypointExpert):
         return len(track) > steps and float(np.linalg.norm(track[-1] - track[0])) < distance
 
     def leaning_grasp(self, body: int, goal, fingers: np.ndarray):
-        """Hand orientation target for grasping a flat-lying ``body`` across its local y axis from above, leaning
+        """Hand orientation target for grasping a flat-lying ``body`` from above with the fingers along its local y
+        axis (across the grip's local x), leaning
         ``TOOL_GRASP_LEAN`` towards its local -x; of the two finger directions (chosen at the first step), the one
         whose fingers' axis points most along ``fingers`` once the body is turned to ``goal()``."""
 
@@ -163,8 +166,8 @@ class ToolHangExpert(WaypointExpert):
             return float(ring()[2] - end[2])
 
         def ring_settled_at(distance: float) -> bool:
-            """The ring's centre has come to rest within RING_DROP_WINDOW of ``distance`` along the bar and of
-            the vertical plane through the bar."""
+            """The ring's centre has come to rest within RING_DROP_WINDOW of ``distance`` along the bar and within
+            half of it of the vertical plane through the bar (``settled`` is sampled only once it is near)."""
             end, along = bar()
             sideways = abs(float((ring() - end) @ np.cross(along, up(1.0))))
             near = abs(ring_along() - distance) < RING_DROP_WINDOW and sideways < RING_DROP_WINDOW / 2

@@ -1,10 +1,11 @@
 """Scripted expert for TwoArmTransport (two Pandas facing each other across two tables).
 
-robot0 lifts the lid off the start bin and sets it down beside the bin, grasps the hammer by the half of its
-handle that will face it, turns the handle to point across the gap and holds it out over the middle. Meanwhile
-robot1 moves the red cube from the target bin into the trash bin, then takes the hammer by the other half of
-the handle; once robot1 holds it, robot0 lets go and backs off, and robot1 lowers the hammer into the target
-bin. Each arm runs its own waypoint script; the hand-over phases wait on the other arm.
+robot0 lifts the lid off the start bin and sets it down beside the bin, grasps the hammer by the light half of
+its handle, lifts it straight up, turns the head to point across the gap and holds it out over the middle.
+Meanwhile robot1 moves the red cube from the target bin into the trash bin, then takes the hammer by the half
+next to the head (where its weight is); once robot1's fingers hold it, robot0 lets go, lifts its open hand off
+and backs away, and robot1 lowers the hammer into the target bin. Hand turns are chosen to keep each wrist's
+last joint off its stops. Each arm runs its own waypoint script; the hand-over phases wait on the other arm.
 """
 
 from __future__ import annotations
@@ -13,14 +14,83 @@ import numpy as np
 
 from manip.sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, wrap_angle, yaw_of
 
-HANDOVER_Z = 1.25  # height of the hammer's handle during the hand-over
+HANDOVER_Z = 1.15  # height of the handle during the hand-over (about shoulder height: the longest reach)
 HANDOVER_GRIP = 0.055  # each hand holds the handle this far from its centre (metres)
+OFFER_SLACK = 0.03  # most the hand-over pose moves to make up for a grasp off the planned spot (metres)
 CLEAR = 0.25  # height above the tables from which a hand goes straight down into a bin (walls are 15 cm)
+HELD_OPENING = 0.015  # closed fingers further apart than this hold something (about 0 when shut on nothing)
+WRIST_LIMIT = 2.6  # most angle planned for the hand's last joint (the Panda's stops at +-2.90 rad)
 
 
 def over(point: np.ndarray, z: float) -> np.ndarray:
     """``point`` moved to height ``z``."""
     return np.array([point[0], point[1], z])
+
+
+def wrist_angle(arm: WaypointExpert) -> float:
+    """Angle of the arm's last joint, which turns a hand that points down (turning the hand's heading by
+    ``+a`` turns this joint by about ``-a``)."""
+    robot = arm.sim.raw.robots[arm.robot]
+    return float(arm.sim.data.qpos[robot._ref_joint_pos_indexes[-1]])
+
+
+def turns(first: float, period: float) -> np.ndarray:
+    """The turns equal to ``first`` modulo ``period``, within a turn and a half either way."""
+    base = wrap_angle(first, period)
+    steps = np.arange(-3, 4)
+    candidates = base + steps * period
+    return candidates[np.abs(candidates) <= 1.5 * np.pi]
+
+
+def swing(arm: WaypointExpert, point: np.ndarray) -> float:
+    """How far the arm's base joint turns (about) when the hand moves from where it is to ``point``: a hand that
+    points down keeps its heading only if the last joint turns back by as much."""
+    base = arm.sim.body_pos(arm.sim.body_id(arm.sim.raw.robots[arm.robot].robot_model.root_body))
+    now, then = arm.sim.eef_pos() - base, np.asarray(point) - base
+    return wrap_angle(float(np.arctan2(then[1], then[0]) - np.arctan2(now[1], now[0])))
+
+
+def wrist_safe_turns(
+    arm: WaypointExpert,
+    first: float,
+    period: float,
+    at: np.ndarray,
+    then: float | None = None,
+    then_at: np.ndarray | None = None,
+):
+    """The smallest hand turn(s) to the heading ``first`` (modulo ``period``) with the hand at ``at`` -- then, if
+    given, on by ``then`` (modulo a full turn) with the hand at ``then_at`` -- that keep the last joint inside
+    :data:`WRIST_LIMIT` (the smallest in all if none does). Turns are relative to the hand's heading now; returns
+    ``(turn, second_turn)``."""
+    wrist = wrist_angle(arm) + swing(arm, at)
+    later = wrist_angle(arm) + swing(arm, then_at if then_at is not None else at)
+    seconds = turns(then, 2 * np.pi) if then is not None else np.zeros(1)
+    options = [(a, b) for a in turns(first, period) for b in seconds]
+    safe = [o for o in options if max(abs(wrist - o[0]), abs(later - o[0] - o[1])) <= WRIST_LIMIT]
+    best = min(safe or options, key=lambda o: abs(o[0]) + abs(o[1]))
+    return float(best[0]), float(best[1])
+
+
+class Turning:
+    """A yaw target that turns the hand by ``turn(env)`` radians (read at its first step) from its heading then,
+    at most ``rate`` radians a step, so a large turn goes the chosen way round (the wrist's joint has stops)."""
+
+    def __init__(self, arm: WaypointExpert, turn, rate: float = 0.08):
+        self.arm, self.turn, self.rate = arm, turn, rate
+        self.value: float | None = None
+        self.goal = 0.0
+
+    def __call__(self, env) -> float:
+        arm = self.arm
+        if self.value is None:
+            drift = wrap_angle(yaw_of(arm.sim.eef_mat()) - arm.yaw_target)
+            self.value, self.goal = arm.yaw_target, arm.yaw_target + drift + self.turn(env)
+        self.value += float(np.clip(self.goal - self.value, -self.rate, self.rate))
+        return self.value
+
+    def settled(self, tol: float = 0.1) -> bool:
+        """Whether the target reached its goal and the hand's heading is within ``tol`` radians of it."""
+        return self.value == self.goal and abs(wrap_angle(yaw_of(self.arm.sim.eef_mat()) - self.goal)) < tol
 
 
 class _Arm(WaypointExpert):
@@ -40,8 +110,6 @@ class TwoArmTransportExpert:
 
     def __init__(self):
         self.arms = (_Arm(0, self._plan_robot0), _Arm(1, self._plan_robot1))
-        self.turn = 0.0
-        self.robot1_end = 1.0
 
     def reset(self, env, seed: int | None = None) -> None:
         seeds = np.random.SeedSequence(seed).spawn(2) if seed is not None else (None, None)
@@ -64,6 +132,14 @@ class TwoArmTransportExpert:
             return arm.sim.body_pos(body)
 
         return body, axis, centre
+
+    def _holds_hammer(self, arm: WaypointExpert, env) -> bool:
+        """Whether ``arm``'s robot has the hammer between both finger pads (and the fingers did not shut past it)."""
+        raw = env.raw
+        gripper = raw.robots[arm.robot].gripper
+        return (
+            bool(raw._check_grasp(gripper, raw.transport.payload)) and arm.sim.finger_opening() > HELD_OPENING
+        )
 
     # -- robot0: lid, hammer, hold out -----------------------------------------------------------------
     def _plan_robot0(self, arm: _Arm, env):
@@ -88,32 +164,35 @@ class TwoArmTransportExpert:
             u = axis()
             return float(np.arctan2(u[1], u[0]))
 
-        def plan_turn() -> tuple[float, float]:
-            """The hand turn that lines the handle up with +-y, and which end (+-1 along the axis) faces robot1."""
-            heading = handle_heading()
-            turn = wrap_angle(np.pi / 2 - heading, np.pi)
-            facing = np.cos(heading + turn - np.pi / 2)  # +1: the handle's +axis end points to +y (robot1)
-            return turn, float(np.sign(facing) or 1.0)
+        def head_turn() -> float:
+            """The turn that points the hammer's head (the handle's +axis end) across the gap at robot1."""
+            return np.pi / 2 - handle_heading()
 
         def grasp_point(_env):
-            _turn, facing = plan_turn()
-            return centre() - facing * HANDOVER_GRIP * axis() + up(grip_dz)
+            # robot0 takes the light half of the handle, so robot1 gets the half next to the head, where the weight is
+            return centre() - HANDOVER_GRIP * axis() + up(grip_dz)
 
-        def hammer_yaw(_env):
-            return arm.grasp_yaw(handle_heading() + np.pi / 2, np.pi)
+        def grasp_turn(_env) -> float:
+            # the grasp heading (fingers across the handle) chosen so the later turn to offer stays in the wrist's range
+            across = wrap_angle(handle_heading() + np.pi / 2 - yaw_of(arm.sim.eef_mat()))
+            return wrist_safe_turns(arm, across, np.pi, grasp_point(_env), head_turn(), offer(_env))[0]
 
-        hammer_yaw = arm.once(hammer_yaw)
+        def offer_turn(_env) -> float:
+            return wrist_safe_turns(arm, head_turn(), 2 * np.pi, offer(_env))[0]
 
-        def offer_yaw_choice(_env):
-            turn, facing = plan_turn()
-            self.robot1_end = facing
-            return yaw_of(arm.sim.eef_mat()) + turn
-
-        offer_yaw = arm.once(offer_yaw_choice)
+        hammer_yaw = Turning(arm, grasp_turn)
+        offer_yaw = Turning(arm, offer_turn)
+        # straight up from where the hand closed: a target that follows the hand drifts towards the base
+        lift_point = arm.once(lambda _e: over(arm.sim.eef_pos(), carry_z))
+        clear = arm.once(lambda _e: arm.sim.eef_pos() + up(0.08))
 
         def offer(_env):
-            # the handle centre over the gap at HANDOVER_Z; robot0's hand sits HANDOVER_GRIP towards itself
-            return np.array([0.0, -HANDOVER_GRIP, HANDOVER_Z])
+            # the handle centre over the gap at HANDOVER_Z: robot0's hand sits where it holds the handle (about
+            # HANDOVER_GRIP towards itself; a grasp a little off is made up, so robot1 need not reach further)
+            held = arm.sim.eef_pos() - centre()
+            x = np.clip(held[0], -OFFER_SLACK, OFFER_SLACK)
+            y = np.clip(held[1], -HANDOVER_GRIP - OFFER_SLACK, -HANDOVER_GRIP + OFFER_SLACK)
+            return np.array([x, y, HANDOVER_Z])
 
         other = self.arms[1]
         return [
@@ -136,13 +215,20 @@ class TwoArmTransportExpert:
             Phase("grasp", grasp_point, CLOSE, min_steps=10, max_steps=10, tol=1.0),
             Phase(
                 "lift",
-                lambda _e: np.array([*arm.sim.eef_pos()[:2], carry_z]),
+                lift_point,
                 CLOSE,
                 tol=0.03,
                 verify=lambda _e: centre()[2] > table_z + 0.12,
                 retry_from="above",
             ),
-            Phase("offer", offer, CLOSE, yaw=offer_yaw, tol=0.01, max_steps=200),
+            Phase(
+                "offer",
+                offer,
+                CLOSE,
+                yaw=offer_yaw,
+                max_steps=200,
+                done=lambda _e: np.linalg.norm(offer(_e) - arm.sim.eef_pos()) < 0.01 and offer_yaw.settled(),
+            ),
             Phase(
                 "hold",
                 offer,
@@ -150,9 +236,12 @@ class TwoArmTransportExpert:
                 yaw=offer_yaw,
                 tol=1.0,
                 max_steps=300,
-                done=lambda _e: other.phase == "wait_release",
+                # let go only once robot1's fingers hold the handle
+                done=lambda _e: other.phase == "wait_release" and self._holds_hammer(other, _e),
             ),
             Phase("give", offer, OPEN, min_steps=8, max_steps=8, tol=1.0),
+            # straight up first: open fingers backing along the handle would drag the hammer out of robot1's hand
+            Phase("clear", clear, OPEN, tol=0.02, max_steps=40),
             Phase("back", lambda _e: np.array([0.0, -0.3, HANDOVER_Z + 0.05]), OPEN, max_steps=400),
         ]
 
@@ -174,10 +263,20 @@ class TwoArmTransportExpert:
             return arm.sim.body_pos(trash_id)
 
         trash_yaw = arm.once(lambda _e: arm.grasp_yaw(yaw_of(arm.sim.body_mat(trash_id)), np.pi / 2))
-        take_yaw = arm.once(lambda _e: arm.grasp_yaw(float(np.arctan2(*axis()[1::-1])) + np.pi / 2, np.pi))
+
+        def take_turn(_env) -> float:
+            across = float(np.arctan2(*axis()[1::-1])) + np.pi / 2
+            return wrist_safe_turns(
+                arm, wrap_angle(across - yaw_of(arm.sim.eef_mat())), np.pi, take_point(_env)
+            )[0]
+
+        take_yaw = Turning(arm, take_turn)
 
         def take_point(_env):
-            return centre() + self.robot1_end * HANDOVER_GRIP * axis() + up(-0.005)
+            return centre() + HANDOVER_GRIP * axis() + up(-0.005)
+
+        # holding on, the hand stays where it closed: chasing the handle as robot0 lets go would pull it along
+        still = arm.once(lambda _e: arm.sim.eef_pos())
 
         other = self.arms[0]
 
@@ -216,13 +315,22 @@ class TwoArmTransportExpert:
             ),
             Phase("take_above", lambda _e: take_point(_e) + up(0.06), OPEN, yaw=take_yaw, tol=0.01),
             Phase("take_descend", take_point, OPEN, yaw=take_yaw, tol=0.006, speed=0.5, stall_ends=True),
-            Phase("take", take_point, CLOSE, min_steps=12, max_steps=12, tol=1.0),
             Phase(
-                "wait_release",
+                "take",
                 take_point,
                 CLOSE,
+                min_steps=12,
+                max_steps=12,
                 tol=1.0,
-                max_steps=30,
+                verify=lambda _e: self._holds_hammer(arm, _e),
+                retry_from="take_above",
+            ),
+            Phase(
+                "wait_release",
+                still,
+                CLOSE,
+                tol=1.0,
+                max_steps=150,
                 done=lambda _e: other.phase == "back",
             ),
             # back towards robot1's base first: the hand-over pose is near the edge of its reach
