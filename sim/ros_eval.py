@@ -257,6 +257,10 @@ def evaluate_ros(
         raise ManipError(f"--episodes must be >= 1, got {episodes}")
     if source.kind not in ("checkpoint", "expert"):
         raise ManipError("--ros evaluates --checkpoint CKPT or --expert (it starts its own server)")
+    if source.kind == "expert" and executor_mode is not None:
+        raise ManipError(
+            "--executor applies to a checkpoint; the scripted expert commands sim_robot directly"
+        )
     if executor_mode is not None and executor_mode not in MODES:
         raise ManipError(f"--executor '{executor_mode}' is not one of {', '.join(MODES)}")
     out = Path(out).resolve()  # the ROS processes run in the package folder
@@ -337,8 +341,10 @@ def ros_block(records: list[dict], target_hz: float, kind: str, executor_mode: s
         "stop_trajectories": sum(r["stops"] for r in records),
         "holds": sum(r["held_ticks"] for r in records),
         "actuating_ticks": sum(r["actuating_ticks"] for r in records),
+        "lockstep_timeouts": sum(r.get("lockstep_timeouts", 0) for r in records),
     }
     if kind == "checkpoint":
+        # the node's receding requests the next chunk ahead, as async does (policy_node.executor_mode_settings)
         block["executor_mode"] = executor_mode
         block["latency_ms"] = {"p50": records[-1]["latency_p50_ms"], "p99": records[-1]["latency_p99_ms"]}
     return block

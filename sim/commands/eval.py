@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         if unsupported:
             raise ManipError(
                 f"{', '.join(unsupported)} cannot be combined with --ros (the policy node runs one episode at a "
-                "time at the checkpoint's action steps, on a wall clock); drop them or run without --ros"
+                "time with the checkpoint's action steps, and its delays are real, not injected); drop them or run "
+                "without --ros"
             )
         results = evaluate_ros(
             source, args.task, args.episodes, args.out, seed=args.seed, horizon=args.horizon, quiet=args.json,

@@ -3,7 +3,8 @@ rclpy): records what sim_robot publishes, publishes commands, calls its services
 
     {"cmd": "reset", "seed": s}              set the parameter ``seed``, call /sim_robot/reset; replies the message
     {"cmd": "latest", "after": t}            the newest message of every topic received after monotonic time t
-    {"cmd": "pose_target", "position": [...], "quaternion": [x, y, z, w], "gripper": g}
+    {"cmd": "pose_target", "position": [...], "quaternion": [x, y, z, w], "gripper": g, "stamp": t}
+                                             (stamp: seconds of ROS time for the header; default 0, unstamped)
     {"cmd": "trajectory", "names": [...], "positions": [...]}   (empty names: a stop trajectory)
     {"cmd": "quit"}
 """
@@ -138,11 +139,13 @@ def main() -> int:
         elif cmd == "pose_target":
             msg = PoseStamped()
             msg.header.frame_id = "world"
+            stamp_ns = round(request.get("stamp", 0.0) * 1e9)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
             msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = request["position"]
             o = msg.pose.orientation
             o.x, o.y, o.z, o.w = request["quaternion"]
+            probe.gripper_pub.publish(Float64(data=float(request["gripper"])))  # first, as policy_node does
             probe.pose_pub.publish(msg)
-            probe.gripper_pub.publish(Float64(data=float(request["gripper"])))
         elif cmd == "trajectory":
             msg = JointTrajectory(joint_names=request["names"])
             if request["names"]:

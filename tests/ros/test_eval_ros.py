@@ -15,7 +15,7 @@ CONTRACT_KEYS = {
     "task", "episodes", "successes", "success_rate", "ci95", "seeds", "per_episode", "latency_ms", "git_commit",
     "checkpoint_id", "ros",
 }  # fmt: skip
-ROS_KEYS = {"command_rate_hz", "holds", "stop_trajectories", "commands"}
+ROS_KEYS = {"command_rate_hz", "holds", "stop_trajectories", "commands", "lockstep_timeouts"}
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +135,14 @@ def test_scripted_expert_drives_sim_robot_over_pose_targets_and_lifts(ros_env, t
     out = tmp_path / "expert"
     result = manip(
         "eval", "--expert", "--task", "Lift", "--episodes", "1", "--horizon", "150", "--seed", "3", "--ros",
-        "--ros-wall-clock", "--out", out, env={"MUJOCO_GL": "egl"},
+        "--out", out, env={"MUJOCO_GL": "egl"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     results = read_json(out / "results.json")
     (episode,) = results["per_episode"]
     assert episode["success"] is True and episode["steps"] < 150
     assert results["ros"]["actor"] == "sim_robot scripted expert" and results["checkpoint_id"] is None
-    assert results["ros"]["clock"] == "wall"
+    assert results["ros"]["clock"] == "sim (lockstep)" and results["ros"]["lockstep_timeouts"] == 0
     assert episode["commands"] >= episode["steps"]  # every step followed a PoseStamped target
 
 

@@ -210,35 +210,53 @@ def test_commands_move_the_arm_toward_their_targets(sim_robot):
 
 def test_publish_clock_steps_in_lockstep_with_the_commands(sim_robot):
     """With publish_clock the robot is /clock (one control period per tick, every message stamped with it) and
-    steps only once a command has answered the last tick, or after lockstep_timeout_s without one."""
+    steps once the command answering the last tick has arrived (stamped at that tick's time or later), or after
+    lockstep_timeout_s without one (counted)."""
     robot = sim_robot(horizon=1000, publish_clock=True, lockstep_timeout_s=3.0)
     start = robot.reset(4)
-    # time flows while the robot waits for its first command (a node on this clock must be able to tick)
-    first = robot.latest(["/clock"], after=time.monotonic())["/clock"]["t"]
-    later = robot.latest(["/clock"], after=time.monotonic() + 0.5)["/clock"]["t"]
-    assert later > first and robot.status()["steps"] == "0"
-    # every tick advances the clock by exactly one period (20 Hz), and the state is stamped with that time
-    pose = robot.latest(["/eef_pose"], after=time.monotonic())["/eef_pose"]
-    assert round((pose["stamp"] - 1.0) / 0.05, 6) == round((pose["stamp"] - 1.0) / 0.05)
+    # time flows while the robot waits for its first command (a node on this clock must be able to tick) ...
+    ticks = set()
+    while len(ticks) < 4:
+        ticks.add(robot.latest(["/clock"], after=time.monotonic())["/clock"]["t"])
+    assert robot.status()["steps"] == "0"
+    # ... in whole periods (20 Hz), and a tick's state carries that tick's time
+    assert all(round(d / 0.05, 6) == round(d / 0.05) for d in np.diff(sorted(ticks)))
+    robot.latest(["/clock", "/eef_pose"], until=lambda g: g["/clock"]["t"] == g["/eef_pose"]["stamp"])
 
     eef, quat = start["/eef_pose"]["position"], start["/eef_pose"]["quaternion"]
-    sent = robot.ask("pose_target", position=eef, quaternion=quat, gripper=-1.0)["now"]
-    values = robot.status(sent, until=lambda s: int(s["values"]["steps"]) >= 1)
-    stepped_at = robot.ask("latest")["now"]
-    assert values["commands"] == "1"
-    # no further command: the robot waits (at most lockstep_timeout_s) instead of stepping every period
+
+    answered = [0.0]  # the tick times answered so far (the clock stands still until a tick is answered)
+
+    def answer(stamped: bool = True) -> float:
+        """Command the current pose stamped with the time of the newest tick not yet answered (or unstamped)."""
+        now = robot.latest(["/clock"], until=lambda g: g["/clock"]["t"] > answered[-1])["/clock"]["t"]
+        robot.ask("pose_target", position=eef, quaternion=quat, gripper=-1.0, stamp=now if stamped else 0.0)
+        if stamped:
+            answered.append(now)
+        return now
+
+    def steps() -> tuple[int, int]:
+        values = robot.status()  # the newest status: the robot publishes one per tick, none while it waits
+        return int(values["steps"]), int(values["lockstep_timeouts"])
+
+    answer()
+    robot.status(until=lambda s: s["values"]["steps"] == "1")
+    # a command stamped before the tick it would answer (here: unstamped) does not release the step ...
+    answer(stamped=False)
     time.sleep(1.0)
-    assert int(robot.status(stepped_at)["steps"]) <= 2
-    # ... and then steps without one: a holding controller does not stop time
-    robot.status(until=lambda s: int(s["values"]["steps"]) >= 3)
-    # each command answers one tick: five commands step five times well within one lockstep timeout (3 s)
-    steps = int(robot.status()["steps"])
-    for _ in range(5):
-        robot.ask("pose_target", position=eef, quaternion=quat, gripper=-1.0)
-        time.sleep(0.1)
-    got = robot.latest(
-        ["/sim_robot/status"],
-        timeout_s=2.5,
-        until=lambda g: int(g["/sim_robot/status"]["values"]["steps"]) >= steps + 5,
-    )
-    assert got["/sim_robot/status"]["values"]["commands"] == "6"
+    assert steps() == (1, 0)
+    # ... the timeout does: a holding controller does not stop time
+    robot.status(until=lambda s: s["values"]["steps"] == "2")
+    assert steps() == (2, 1)
+    # each answered tick is one step of one period; unanswered, the clock stands still
+    clocks = []
+    for expected in range(3, 8):
+        clocks.append(answer())
+        robot.status(until=lambda s, n=expected: int(s["values"]["steps"]) >= n)
+    assert np.diff(clocks) == pytest.approx([0.05] * 4, abs=1e-6), clocks
+    stepped, timeouts = steps()
+    assert stepped - 2 == 5 + (timeouts - 1), (
+        stepped,
+        timeouts,
+    )  # steps not answered were counted as timeouts
+    assert timeouts == 1 and robot.status()["commands"] == "7"

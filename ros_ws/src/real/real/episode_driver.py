@@ -154,6 +154,7 @@ class EpisodeDriver(Node):
             "commands": int(status.get("commands", 0)),
             "stops": int(status.get("stops", 0)),
             "command_rate_hz": float(status.get("command_rate_hz", 0.0)),
+            "lockstep_timeouts": int(status.get("lockstep_timeouts", 0)),
         }
         if self.recorder:
             self._stop_recorder(success)

@@ -417,9 +417,9 @@ class PolicyNode(Node):
         if gripper is not None:
             self.gripper_preview_pub.publish(Float64(data=gripper))
         if self._actuating:
-            self.command_pub.publish(msg)
-            if gripper is not None:
+            if gripper is not None:  # first: a robot stepping on the arm command has the gripper's too
                 self.gripper_pub.publish(Float64(data=gripper))
+            self.command_pub.publish(msg)
             self.stats["commands"] += 1
             self.command_times.append(time.monotonic())
         self.was_held = False

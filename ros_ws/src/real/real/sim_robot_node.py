@@ -1,6 +1,7 @@
 """``sim_robot``: a robosuite task (Panda, OSC_POSE) behind the ROS 2 interfaces of a real arm.
 
-The simulated robot steps the task at its control rate (robosuite: 20 Hz) on a wall-clock timer, headless
+The simulated robot steps the task at its control rate (robosuite: 20 Hz), on a wall-clock timer or as the ROS
+clock (``publish_clock``, below), headless
 (``MUJOCO_GL=egl``), with the same env as ``manip eval`` (:func:`manip.sim.env.make_env`: model seed 0, episode
 seed from the ``seed`` parameter), so one seed gives one initial state on both paths.
 
@@ -39,10 +40,14 @@ stops stepping and keeps publishing its last state.
 
 Clock: by default the robot steps on a wall-clock timer and stamps with the system's ROS time. With
 ``publish_clock`` it is also the ROS clock: it publishes ``/clock`` (rosgraph_msgs/Clock), one control period per
-tick, stamps everything with that time, and steps in lockstep with its controller — after each tick it waits for
-the next command (at most ``lockstep_timeout_s`` of wall time) and never runs faster than real time. Nodes started
-with ``use_sim_time: true`` (``policy_node``) then tick once per simulated step, however long rendering the cameras
-takes on a slow machine; ``manip eval --ros`` runs this way.
+tick, stamps everything with that time, and steps in lockstep with its controller: during an episode, after each
+tick it waits for the command that answers it — a PoseStamped stamped at that tick's time or later, any
+JointTrajectory (their stamp 0 means "now"), or the episode's first command — for at most ``lockstep_timeout_s`` of wall time after the tick
+ended (each such step is counted as a lockstep timeout), and it never runs faster than real time. Before an
+episode's first command and after it is done the clock simply runs at real time. Nodes started with
+``use_sim_time: true`` (``policy_node``) then tick once per simulated step, however long rendering the cameras
+takes on a slow machine; ``manip eval --ros`` runs this way. Publish the gripper command before the arm command
+(as ``policy_node`` does): the arm command releases the step.
 
 Scripted expert: ``~/expert`` (std_srvs/SetBool) starts/stops the task's scripted expert
 (:mod:`manip.sim.experts`) as an operator with privileged access to the sim: every tick it turns the expert's
@@ -231,9 +236,16 @@ class SimRobot(Node):
         self.create_service(SetBool, "~/expert", self._on_expert)
         self.period_ns = round(1e9 / self.rate)
         self.clock_ns = 10**9  # simulated time starts at 1 s (time 0 means "no clock yet" to ROS nodes)
-        self.fresh_command = False  # publish_clock: a command arrived since the last tick
-        self.last_tick_at = 0.0
+        self.fresh_command = False  # publish_clock: the command answering the last tick has arrived
+        self.last_tick_at = self.tick_done_at = 0.0
         if p.publish_clock:
+            if self.get_parameter("use_sim_time").value:
+                raise ConfigError("publish_clock and use_sim_time exclude each other: this node is the clock")
+            if p.lockstep_timeout_s < 1.0 / self.rate:
+                raise ConfigError(
+                    f"lockstep_timeout_s {p.lockstep_timeout_s:g} is shorter than one control period "
+                    f"({1.0 / self.rate:g} s at {self.rate:g} Hz): the robot would never wait for a command"
+                )
             self.clock_pub = self.create_publisher(Clock, "/clock", 10)
             self.create_timer(0.002, self._lockstep_poll)
         else:
@@ -259,6 +271,7 @@ class SimRobot(Node):
         self.stops = 0
         self.rejected = 0
         self.command_times: list[float] = []
+        self.lockstep_timeouts = 0
         if self.expert_on:
             self.expert.reset(self.env, self.seed)
 
@@ -287,10 +300,18 @@ class SimRobot(Node):
         return response
 
     # -- commands -----------------------------------------------------------------------------------------------
-    def _received(self) -> None:
+    def _received(self, stamp=None) -> None:
+        """Count a command (not after the episode is done); with ``publish_clock`` a command answers the last tick
+        when ``stamp`` (its header stamp; None: unstamped) is that tick's time or later."""
+        if self.done:
+            return
+        first = (
+            not self.commanded
+        )  # the clock ran freely until now: the first command answers the newest tick
         self.commands += 1
         self.commanded = True
-        self.fresh_command = True
+        if first or stamp is None or Time.from_msg(stamp).nanoseconds >= self.clock_ns:
+            self.fresh_command = True
         self.command_times.append(self._seconds())
 
     def _seconds(self) -> float:
@@ -309,7 +330,7 @@ class SimRobot(Node):
         self.target_pos = np.array([p.x, p.y, p.z])
         self.target_mat = quat_to_mat(quat / np.linalg.norm(quat))
         self.target_joints = None
-        self._received()
+        self._received(msg.header.stamp)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         if not msg.points:  # a stop: hold where the arm is now
@@ -372,13 +393,16 @@ class SimRobot(Node):
         return not self.done and (self.commanded or not self.params.wait_for_command)
 
     def _lockstep_poll(self) -> None:
-        """``publish_clock``: tick once a period of wall time has passed and the controller has answered the last
-        tick (or ``lockstep_timeout_s`` has passed without an answer: a holding controller does not stop time)."""
-        waited = time.monotonic() - self.last_tick_at
-        if waited < 1.0 / self.rate:
+        """``publish_clock``: tick once a period of wall time has passed since the last tick began and the
+        controller has answered it, or ``lockstep_timeout_s`` after it ended without an answer (a holding
+        controller does not stop time)."""
+        now = time.monotonic()
+        if now - self.last_tick_at < 1.0 / self.rate:
             return
-        if self._stepping and not self.fresh_command and waited < self.params.lockstep_timeout_s:
-            return
+        if self._stepping and not self.fresh_command:
+            if now - self.tick_done_at < self.params.lockstep_timeout_s:
+                return
+            self.lockstep_timeouts += 1
         self._tick()
 
     def _tick(self) -> None:
@@ -400,6 +424,7 @@ class SimRobot(Node):
             self._expert_command(stamp)
         if self.params.publish_clock:  # last: a node on this clock ticks with this step's state already sent
             self.clock_pub.publish(Clock(clock=stamp))
+        self.tick_done_at = time.monotonic()
 
     def _publish_state(self, stamp) -> None:
         data = self.env.raw.sim.data
@@ -491,6 +516,7 @@ class SimRobot(Node):
             "stops": self.stops,
             "rejected": self.rejected,
             "command_rate_hz": f"{self.command_rate():.3f}",
+            "lockstep_timeouts": self.lockstep_timeouts,
             "expert": str(self.expert_on).lower(),
         }
         message = "done" if self.done else ("waiting for a command" if not self.commanded else "running")
@@ -503,6 +529,7 @@ class SimRobot(Node):
         """Publish the expert's next action as a command (see the module docstring)."""
         action = np.asarray(self.expert.act(self.env, self.obs), dtype=np.float64)
         pose_pub, trajectory_pub, gripper_pub = self.expert_pubs
+        gripper_pub.publish(Float64(data=float(action[6])))  # first: the arm command releases a lockstep tick
         if self.params.expert_interface == "cartesian":
             eef_pos, eef_mat = self._eef()
             target_pos = eef_pos + action[:3] * POS_SCALE
@@ -513,7 +540,6 @@ class SimRobot(Node):
             msg.points = [JointTrajectoryPoint(positions=[float(v) for v in self._ik_step(action)])]
             msg.points[0].time_from_start.nanosec = int(1e9 / self.rate)
             trajectory_pub.publish(msg)
-        gripper_pub.publish(Float64(data=float(action[6])))
 
     def _ik_step(self, action: np.ndarray) -> np.ndarray:
         """Arm joint targets that move the end effector by one delta action (damped least squares)."""
