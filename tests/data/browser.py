@@ -7,9 +7,12 @@ shows (video durations and sizes, SVG plot sizes).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -117,7 +120,9 @@ def load_page(path: Path, timeout: float = 90) -> PageReport:
     """Open ``path`` in headless Chromium; play its videos; return a :class:`PageReport`."""
     if CHROMIUM is None:
         raise RuntimeError("chromium is not installed (bash .ci/setup.sh installs it)")
-    with tempfile.TemporaryDirectory() as profile:
+    # chromium's helper processes may still write to the profile while it is removed: end the whole process
+    # group first, and let a late file not fail the test
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [
                 CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
@@ -127,6 +132,7 @@ def load_page(path: Path, timeout: float = 90) -> PageReport:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )  # fmt: skip
         try:
             url = None
@@ -156,8 +162,18 @@ def load_page(path: Path, timeout: float = 90) -> PageReport:
             cdp.ws.close()
             return PageReport(**shown, errors=_errors(cdp.events))
         finally:
-            browser.terminate()
-            try:
-                browser.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                browser.kill()
+            _end_group(browser)
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    """SIGTERM chromium's process group, wait for it, SIGKILL what is left."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
