@@ -319,17 +319,17 @@ def evaluate_ros(
         wall_s=round(wall, 3),
         **code_provenance(),
         checkpoint_id=checkpoint_id,
-        ros={
-            **ros_block(records, spec.control_rate, source.kind, policy.get("executor_mode")),
-            "clock": "sim (lockstep)" if sim_clock else "wall",
-        },
+        ros=ros_block(records, spec.control_rate, source.kind, policy.get("executor_mode"), sim_clock),
     )
     write_results(out, results)
     return results
 
 
-def ros_block(records: list[dict], target_hz: float, kind: str, executor_mode: str | None = None) -> dict:
-    """The ``ros`` block of results.json: what the robot received and what the policy node did."""
+def ros_block(
+    records: list[dict], target_hz: float, kind: str, executor_mode: str | None = None, sim_clock: bool = True
+) -> dict:
+    """The ``ros`` block of results.json: what the robot received and what the policy node did, and on which
+    clock (``sim_clock``: sim_robot's, in lockstep)."""
     import numpy as np
 
     rates = [r["command_rate_hz"] for r in records if r["command_rate_hz"] > 0]
@@ -342,6 +342,7 @@ def ros_block(records: list[dict], target_hz: float, kind: str, executor_mode: s
         "holds": sum(r["held_ticks"] for r in records),
         "actuating_ticks": sum(r["actuating_ticks"] for r in records),
         "lockstep_timeouts": sum(r.get("lockstep_timeouts", 0) for r in records),
+        "clock": "sim (lockstep)" if sim_clock else "wall",
     }
     if kind == "checkpoint":
         # the node's receding requests the next chunk ahead, as async does (policy_node.executor_mode_settings)

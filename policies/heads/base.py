@@ -117,3 +117,10 @@ def hold_prefix(x: torch.Tensor, value: torch.Tensor | None) -> torch.Tensor:
     if value is None or value.shape[1] == 0:
         return x
     return torch.cat([value.to(x.dtype), x[:, value.shape[1] :]], dim=1)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, learned: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the timesteps a loss learns: ``learned (B, H)`` is True where it counts (held
+    prefix actions or clean streaming positions are left out); 0 when nothing is learned."""
+    weight = learned[..., None].to(pred.dtype).expand_as(pred)
+    return ((pred - target) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)

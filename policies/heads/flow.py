@@ -29,6 +29,7 @@ from manip.policies.heads.base import (
     check_steps,
     hold_prefix,
     initial_noise,
+    masked_mse,
 )
 
 
@@ -113,8 +114,7 @@ class FlowHead(GenerativeHead):
         given = self._training_prefix_mask(actions.shape[0], actions.shape[1], actions.device)
         x_t = torch.where(given[..., None], actions, x_t)
         velocity = self.velocity(backbone, x_t, t, torch.cat([cond, given.to(cond.dtype)], dim=-1))
-        learned = (~given)[..., None].to(actions.dtype).expand_as(actions)
-        loss = ((velocity - (actions - noise)) ** 2 * learned).sum() / learned.sum().clamp_min(1.0)
+        loss = masked_mse(velocity, actions - noise, ~given)
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()

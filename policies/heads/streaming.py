@@ -36,6 +36,7 @@ from manip.policies.heads.base import (
     check_steps,
     hold_prefix,
     initial_noise,
+    masked_mse,
 )
 
 
@@ -90,8 +91,7 @@ class StreamingHead(GenerativeHead):
         levels = torch.where(uniform, u[:, None].expand(batch, horizon), self.staircase(horizon, u))
         x_t = (1 - levels[..., None]) * noise + levels[..., None] * actions
         pred = self.velocity(backbone, x_t, levels, cond)
-        learned = (levels < 1.0)[..., None].to(actions.dtype).expand_as(actions)
-        loss = ((pred - (actions - noise)) ** 2 * learned).sum() / learned.sum().clamp_min(1.0)
+        loss = masked_mse(pred, actions - noise, levels < 1.0)
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()

@@ -7,7 +7,7 @@ import torch
 
 from manip.core.errors import ManipError
 from manip.policies.backbones.base import BACKBONES
-from manip.policies.heads.base import HEADS
+from manip.policies.heads.base import HEADS, masked_mse
 
 HORIZON, ACTION_DIM, COND_DIM, BATCH = 8, 3, 5, 4
 HEAD_PARAMS = {
@@ -150,3 +150,12 @@ def test_unknown_head_and_bad_params_fail_with_one_line():
 def build_backbone_with_horizon(horizon: int):
     config = BACKBONES.parse_params("unet1d", {"down_dims": [16, 32, 64], "n_groups": 4}, "bb")
     return BACKBONES.get("unet1d").cls(ACTION_DIM, horizon, COND_DIM, False, config)
+
+
+def test_masked_mse_counts_only_the_learned_timesteps():
+    pred, target = torch.zeros(2, 4, 3), torch.ones(2, 4, 3)
+    pred[:, :2] = 100.0  # wrong everywhere, wildly so on the first two timesteps
+    learned = torch.tensor([[False, False, True, True], [False, False, True, True]])
+    assert masked_mse(pred, target, learned) == pytest.approx(1.0)  # the masked-out error does not count
+    assert masked_mse(pred, target, torch.ones(2, 4, dtype=torch.bool)) == pytest.approx((99.0**2 + 1.0) / 2)
+    assert masked_mse(pred, target, torch.zeros(2, 4, dtype=torch.bool)) == 0.0  # nothing learned: no loss
