@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 
@@ -197,18 +196,15 @@ def sweep_startups(cells: int, episodes: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from manip.bench.commands import machine
     from manip.sim.render import choose_gl_backend
     from manip.sim.tasks import get_task
 
     for task in args.tasks:
         get_task(task)
     figures = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "gl": choose_gl_backend(),
-            "load_avg_1min_before": round(os.getloadavg()[0], 2),
-        },
+        "machine": {**machine(), "gl": choose_gl_backend()},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "settings": {
             "steps": args.steps,
             "frames": args.frames,

@@ -1,4 +1,5 @@
-"""Diffusion Policy's FiLM-conditioned 1-D temporal UNet (Chi et al., 2023)."""
+"""Diffusion Policy's FiLM-conditioned 1-D temporal UNet (Chi et al., 2023); its convolutions run CPU inference on
+packed weights (:mod:`~manip.policies.backbones.packed_conv`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from torch import nn
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
 from manip.policies.backbones.base import BACKBONES, Backbone
+from manip.policies.backbones.packed_conv import PackedConv1d, PackedConvTranspose1d
+
+TIME_FILM_CACHE = 256
+"""Most time values whose FiLM time projections :meth:`UNet1D.time_films` keeps (a sampler visits a handful)."""
 
 
 class UNet1DConfig(StrictConfig):
@@ -27,7 +32,7 @@ class Conv1dBlock(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, n_groups: int):
         super().__init__(
-            nn.Conv1d(in_ch, out_ch, kernel_size, padding=kernel_size // 2),
+            PackedConv1d(in_ch, out_ch, kernel_size, padding=kernel_size // 2),
             nn.GroupNorm(n_groups, out_ch),
             nn.Mish(),
         )
@@ -47,20 +52,15 @@ class FiLMResBlock(nn.Module):
         self.scale = scale
         self.out_ch = out_ch
         self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, out_ch * 2 if scale else out_ch))
-        self.residual = nn.Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        self.residual = PackedConv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(
-        self, x: torch.Tensor, cond: torch.Tensor, cond_film: torch.Tensor | None = None
+        self, x: torch.Tensor, cond: torch.Tensor | None, film: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``cond``: the FiLM input ``(B, film_dim)``; or, with ``cond_film`` (:meth:`observation_film`, computed
-        once per chunk), ``Mish`` of its time part only: the projection splits as ``W·mish([time, obs]) + b =
-        W_time·mish(time) + (W_obs·mish(obs) + b)`` since Mish acts elementwise."""
+        """``cond``: the FiLM input ``(B, film_dim)``, projected here; or ``film``: the projection itself, computed
+        by the caller (:meth:`UNet1D.bound_films`)."""
         out = self.blocks[0](x)
-        if cond_film is None:
-            film = self.film(cond)
-        else:
-            film = torch.addmm(cond_film, cond, self.film[1].weight[:, : cond.shape[1]].t())
-        film = film.unsqueeze(-1)
+        film = (self.film(cond) if film is None else film).unsqueeze(-1)
         if self.scale:
             out = film[:, : self.out_ch] * out + film[:, self.out_ch :]
         else:
@@ -103,7 +103,7 @@ class UNet1D(Backbone):
                     [
                         FiLMResBlock(d_in, d_out, **block),
                         FiLMResBlock(d_out, d_out, **block),
-                        nn.Conv1d(d_out, d_out, 3, 2, 1) if not last else nn.Identity(),
+                        PackedConv1d(d_out, d_out, 3, 2, 1) if not last else nn.Identity(),
                     ]
                 )
             )
@@ -116,13 +116,13 @@ class UNet1D(Backbone):
                     [
                         FiLMResBlock(d_in * 2, d_out, **block),
                         FiLMResBlock(d_out, d_out, **block),
-                        nn.ConvTranspose1d(d_out, d_out, 4, 2, 1),
+                        PackedConvTranspose1d(d_out, d_out, 4, 2, 1),
                     ]
                 )
             )
         first = config.down_dims[0]
         self.final = nn.Sequential(
-            Conv1dBlock(first, first, config.kernel_size, config.n_groups), nn.Conv1d(first, action_dim, 1)
+            Conv1dBlock(first, first, config.kernel_size, config.n_groups), PackedConv1d(first, action_dim, 1)
         )
 
     def film_blocks(self) -> list[FiLMResBlock]:
@@ -135,6 +135,61 @@ class UNet1D(Backbone):
         mish_obs = nn.functional.mish(cond)
         return {"cond_film": tuple(block.observation_film(mish_obs) for block in self.film_blocks())}
 
+    def bound_films(
+        self, time: torch.Tensor, time2: torch.Tensor | None, cond_film: tuple[torch.Tensor, ...]
+    ) -> list[torch.Tensor]:
+        """Every block's FiLM projection at this step: the observation part bound once per chunk (``cond_film``)
+        plus the time part (:meth:`time_films`). The projection splits so, ``W·mish([time, obs]) + b =
+        W_time·mish(time) + (W_obs·mish(obs) + b)``, since Mish acts elementwise."""
+        time_part = self.time_films(time, time2)
+        widths = [film.shape[1] for film in cond_film]
+        return [obs + t for obs, t in zip(cond_film, time_part.split(widths, dim=1), strict=True)]
+
+    def time_films(self, time: torch.Tensor, time2: torch.Tensor | None) -> torch.Tensor:
+        """``W_time·mish(time features)`` for all FiLM blocks in one matrix product, ``(B, sum of FiLM widths)``.
+
+        It depends on the time values and the weights alone, and a sampler visits the same times in every chunk:
+        in CPU inference the result is kept per time value (up to :data:`TIME_FILM_CACHE` of them) until the
+        weights change."""
+        if (
+            time.device.type != "cpu"
+            or torch.is_grad_enabled()
+            or torch.compiler.is_compiling()
+            or self.time_embed[1].weight.is_inference()  # no version counter to tell a change of weights
+        ):
+            features = nn.functional.mish(self.time_features(time, time2))
+            matrix = torch.cat([block.film[1].weight for block in self.film_blocks()])
+            return torch.mm(features, matrix[:, : features.shape[1]].t())
+        weights = self.time_film_weights()
+        key = (time.numpy().tobytes(), None if time2 is None else time2.numpy().tobytes(), time.shape)
+        films = weights["films"].get(key)
+        if films is None:
+            features = nn.functional.mish(self.time_features(time, time2))
+            films = torch.mm(features, weights["matrix"][:, : features.shape[1]].t())
+            if len(weights["films"]) >= TIME_FILM_CACHE:
+                weights["films"].clear()
+            weights["films"][key] = films
+        return films
+
+    def time_film_weights(self) -> dict:
+        """``{"matrix": every FiLM block's weight stacked (sum of FiLM widths, FiLM input), "films": the per-time
+        cache}``; the time columns lead each row, so the time part reads a contiguous run of every row. Rebuilt
+        (and the cache emptied) when any weight it depends on changes."""
+        linears = [block.film[1] for block in self.film_blocks()]
+        depends = [linear.weight for linear in linears] + [
+            p
+            for embed in (self.time_embed, self.time2_embed)
+            if embed is not None
+            for p in embed.parameters()
+        ]
+        key = tuple((p.data_ptr(), p._version) for p in depends)
+        cached = self.__dict__.get("_time_film_weights")
+        if cached is None or cached["key"] != key:
+            matrix = torch.cat([linear.weight.detach() for linear in linears]).contiguous()
+            cached = {"key": key, "matrix": matrix, "films": {}}
+            self.__dict__["_time_film_weights"] = cached
+        return cached
+
     def forward(
         self,
         x: torch.Tensor,
@@ -146,20 +201,20 @@ class UNet1D(Backbone):
         """``cond_film``: :meth:`precompute_condition`'s projections for this ``cond`` (same result, less work
         per sampling step); without it every block projects the whole FiLM input."""
         if cond_film is None:
-            film = self.film_conditioning(time, cond, time2)
-            block_films = itertools.repeat(None)
+            film_input = self.film_conditioning(time, cond, time2)
+            films = itertools.repeat(None)
         else:
-            film = nn.functional.mish(self.time_features(time, time2))
-            block_films = iter(cond_film)
+            film_input = None
+            films = iter(self.bound_films(time, time2, cond_film))
         h = x.transpose(1, 2)
         skips = []
         for res1, res2, downsample in self.down:
-            h = res2(res1(h, film, next(block_films)), film, next(block_films))
+            h = res2(res1(h, film_input, next(films)), film_input, next(films))
             skips.append(h)
             h = downsample(h)
         for res in self.mid:
-            h = res(h, film, next(block_films))
+            h = res(h, film_input, next(films))
         for res1, res2, upsample in self.up:
             h = torch.cat([h, skips.pop()], dim=1)
-            h = upsample(res2(res1(h, film, next(block_films)), film, next(block_films)))
+            h = upsample(res2(res1(h, film_input, next(films)), film_input, next(films)))
         return self.final(h).transpose(1, 2)

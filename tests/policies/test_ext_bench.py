@@ -49,8 +49,16 @@ def test_eager_reference_cases_run_the_per_step_path_with_the_same_weights():
     results = inference.time_cases([fast, eager], [2, 2], 0, TINY_BACKBONE)
     assert [r["label"] for r in results] == ["lowdim MeanFlow-1", "lowdim MeanFlow-1 eager"]
     assert [r["eager_reference"] for r in results] == [False, True]
-    assert inference.build_policy(eager, TINY_BACKBONE).head.bind_condition is False
-    ratios = inference.bound_over_eager(results)
+    reference = inference.build_policy(eager, TINY_BACKBONE)
+    assert reference.head.bind_condition is False
+    small_unet = {"backbone": {"name": "unet1d", "down_dims": [16, 32], "time_embed_dim": 16}}
+    packing = [
+        [getattr(m, "cpu_packing", None) for m in inference.build_policy(case, small_unet).modules()]
+        for case in (fast, eager)
+    ]
+    assert True in packing[0] and False not in packing[0]  # the fast case runs packed convolutions
+    assert False in packing[1] and True not in packing[1]  # its reference runs PyTorch's own
+    ratios = inference.over_eager(results)
     p50 = [r["latency_ms"]["p50"] for r in results]
     assert ratios == {"lowdim MeanFlow-1": round(p50[0] / p50[1], 3)}
 

@@ -1,4 +1,5 @@
-"""Sampling with the observation conditioning bound once per chunk equals the plain per-step forward pass."""
+"""Sampling with the observation conditioning bound once per chunk and the convolutions on packed weights equals
+the plain per-step forward pass."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from manip.bench.inference import Case, build_policy, random_obs
 from manip.policies.backbones.base import BoundBackbone
+from manip.policies.backbones.packed_conv import set_cpu_packing
 
 SMALL_UNET = {"backbone": {"name": "unet1d", "down_dims": [32, 64, 128], "time_embed_dim": 32}}
 HEADS = [
@@ -32,12 +34,13 @@ def one_thread():
 
 
 def policy_pair(head: str, head_params: dict, obs_mode: str = "lowdim"):
-    """The same weights twice: bound (default) and the per-step reference."""
+    """The same weights twice: bound with packed convolutions (default) and the plain per-step reference."""
     torch.manual_seed(0)
     overrides = {**SMALL_UNET, "head": {"name": head, **head_params}}
     bound = build_policy(Case(obs_mode, head, 1), overrides)
     eager = copy.deepcopy(bound)
     eager.head.bind_condition = False
+    assert set_cpu_packing(eager, False) > 0
     return bound, eager
 
 
