@@ -69,7 +69,7 @@ class _PackedWeights:
         return super()._apply(fn, *args, **kwargs)
 
     def __getstate__(self):  # deepcopy and the like: the packed matrix is rebuilt on first use
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: the default state is the module's own __dict__
         state.pop("_packed_cache", None)
         return state
 

@@ -85,6 +85,9 @@ def test_unet_state_dict_keys_equal_plain_convolutions_and_copies_repack():
         out = unet(x, time, cond)
     twin = copy.deepcopy(unet)  # the packed matrices are not copied; the copy packs its own
     assert all(getattr(m, "_packed_cache", None) is None for m in twin.modules())
+    assert any(
+        getattr(m, "_packed_cache", None) is not None for m in unet.modules()
+    )  # the original keeps its own
     with torch.inference_mode():
         torch.testing.assert_close(twin(x, time, cond), out)
         assert any(getattr(m, "_packed_cache", None) is not None for m in twin.modules())
