@@ -3,8 +3,10 @@
 Stores recorded with corrections (``manip collect --corrections``, or teleop takeovers) flag every step
 ``data/intervention`` (bool). A training window *is an intervention window* when any step it covers is flagged. With
 ``data.intervention_weight: w`` such windows are ``w`` times as likely as the others in a batch; with
-``data.only_interventions: true`` the others are never drawn. Both combine with ``data.task_weights`` (the
-products, renormalized).
+``data.only_interventions: true`` the others are never drawn. With ``data.drop_policy_steps: true`` the windows of a
+corrected episode (one with any flagged step) that cover none of its flagged steps -- the policy driving before the
+takeover, often already on its way to failing -- are never drawn, while episodes without interventions (plain
+demonstrations) are drawn as usual. All combine with ``data.task_weights`` (the products, renormalized).
 """
 
 from __future__ import annotations
@@ -29,11 +31,24 @@ def intervention_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.nd
     return counts[steps[:, 1]] - counts[steps[:, 0]] > 0
 
 
+def policy_windows(store: EpisodeStore, flagged: np.ndarray, window_episodes: np.ndarray) -> np.ndarray:
+    """Whether each window lies in a corrected episode but covers none of its flagged steps, ``(N,)`` bool
+    (``flagged``: :func:`intervention_windows`; ``window_episodes``: each window's episode index)."""
+    flags = np.asarray(store.read(INTERVENTION, 0, store.num_steps)).reshape(-1).astype(bool)
+    ends = np.asarray(store.episode_ends, dtype=np.int64)
+    corrected = np.logical_or.reduceat(flags, np.concatenate([[0], ends[:-1]])) if flags.size else flags
+    return corrected[np.asarray(window_episodes, dtype=np.int64)] & ~np.asarray(flagged, bool)
+
+
 def intervention_weights(
-    flagged: np.ndarray, weight: float | None, only: bool, base: np.ndarray | None = None
+    flagged: np.ndarray,
+    weight: float | None,
+    only: bool,
+    base: np.ndarray | None = None,
+    dropped: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per-window sampling probabilities (sum 1): flagged windows ``weight`` times the others, or only them; ``base``
-    (e.g. task-mixture weights) multiplies in."""
+    """Per-window sampling probabilities (sum 1): flagged windows ``weight`` times the others, or only them; windows
+    where ``dropped`` is true never; ``base`` (e.g. task-mixture weights) multiplies in."""
     flagged = np.asarray(flagged, bool)
     if not flagged.any():
         raise ManipError(
@@ -42,6 +57,8 @@ def intervention_weights(
     if weight is not None and not (np.isfinite(weight) and weight > 0):
         raise ManipError(f"data.intervention_weight must be a positive number, got {weight}")
     per_window = np.where(flagged, 1.0 if weight is None else float(weight), 0.0 if only else 1.0)
+    if dropped is not None:
+        per_window = np.where(np.asarray(dropped, bool), 0.0, per_window)
     if base is not None:
         per_window = per_window * np.asarray(base, dtype=np.float64)
     return per_window / per_window.sum()

@@ -31,6 +31,9 @@ class DataConfig(StrictConfig):
     """Windows covering an intervention step (``data/intervention``) are this many times as likely in a batch."""
     only_interventions: bool = False
     """Train only on windows covering an intervention step (see :mod:`manip.data.interventions`)."""
+    drop_policy_steps: bool = False
+    """Never draw the windows of a corrected episode that cover none of its intervention steps (the policy
+    driving before the takeover); plain demonstrations are drawn as usual (see :mod:`manip.data.interventions`)."""
 
 
 class RolloutConfig(StrictConfig):

@@ -103,16 +103,19 @@ def mixture_weights(dataset, task_weights: dict[str, float], quiet: bool = False
 def intervention_sampling(dataset, config: TrainConfig, base=None, quiet: bool = False):
     """Per-window probabilities from the intervention flags (``data.intervention_weight`` / ``only_interventions``,
     times ``base``); the intervention share of a batch before and after is printed."""
-    from manip.data.interventions import intervention_weights, intervention_windows, share_of
+    from manip.data.interventions import intervention_weights, intervention_windows, policy_windows, share_of
 
     chunks = getattr(dataset, "dataset", dataset)  # the ChunkDataset under a policy's wrapper
     flagged = intervention_windows(chunks.store, chunks.window_steps())
-    weights = intervention_weights(
-        flagged, config.data.intervention_weight, config.data.only_interventions, base
-    )
+    dropped = None
+    if config.data.drop_policy_steps:
+        dropped = policy_windows(chunks.store, flagged, chunks.window_episodes())
+    data = config.data
+    weights = intervention_weights(flagged, data.intervention_weight, data.only_interventions, base, dropped)
     if not quiet:
         print(
             f"intervention windows' share of a batch: {share_of(flagged, base):.0%} -> {share_of(flagged, weights):.0%}"
+            + ("" if dropped is None else f"; {int(dropped.sum())} windows of the policy driving dropped")
         )
     return weights
 
@@ -150,7 +153,8 @@ def run_training(
     weights = None
     if config.data.task_weights:
         weights = mixture_weights(dataset, config.data.task_weights, quiet=quiet)
-    if config.data.intervention_weight is not None or config.data.only_interventions:
+    data = config.data
+    if data.intervention_weight is not None or data.only_interventions or data.drop_policy_steps:
         weights = intervention_sampling(dataset, config, weights, quiet=quiet)
     trainer = Trainer(
         policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet, sample_weights=weights

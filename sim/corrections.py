@@ -17,7 +17,8 @@ int8: :data:`POLICY` 0, :data:`RECOVERY` 1, :data:`CORRECTION` 2; ``intervention
 
 Every kept episode's metadata says what happened: ``corrections``, ``intervened``, ``trigger`` (``divergence``,
 ``stall`` or ``operator``), ``intervention_step``, ``recovery_steps``, ``correction_steps``, ``failure_phase`` and
-``policy`` (the checkpoint id). Unattended collection keeps episodes with an intervention and successful ones.
+``policy`` (the checkpoint id). Unattended collection keeps episodes with an intervention and successful ones
+(only the former with ``--corrected-only``).
 Training weights or filters by the flags: ``data.intervention_weight`` / ``data.only_interventions``.
 """
 
@@ -139,10 +140,16 @@ class Rewind:
 
 
 class CorrectionsUnattended(Unattended):
-    """Scripted corrections keep every episode with an intervention, and successful ones."""
+    """Scripted corrections keep every episode with an intervention, and successful ones unless
+    ``corrected_only`` (then a policy rollout that needed no correction is not kept)."""
+
+    def __init__(self, keep_failures: bool = False, quiet: bool = False, corrected_only: bool = False):
+        super().__init__(keep_failures, quiet)
+        self.corrected_only = corrected_only
 
     def decide(self, env, device, episode: Episode, report) -> str:
-        keep = episode.success or episode.meta.get("intervened") or self.keep_failures
+        intervened = bool(episode.meta.get("intervened"))
+        keep = intervened or (episode.success and not self.corrected_only) or self.keep_failures
         return "keep" if keep else "discard"
 
 

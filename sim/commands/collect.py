@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
 from manip.cli.verb import Verb
-from manip.sim.commands import require_options
+from manip.sim.commands import require_options, task_help
 
 TELEOP_GUIDE = """\
 teleoperation (--device keyboard or spacemouse) opens a window: the scene on the left, on the right the
@@ -25,7 +26,7 @@ intervention=True), with the same window and questions."""
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = TELEOP_GUIDE
-    parser.add_argument("--task", help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door")
+    parser.add_argument("--task", help=task_help())
     parser.add_argument("--device", help="scripted | keyboard | spacemouse")
     parser.add_argument("--episodes", type=int, help="episodes to keep")
     parser.add_argument("--out", help="Zarr store (created, or appended to when it exists)")
@@ -51,6 +52,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --policy: intervene before the policy fails (the scripted expert watches, or you take over), "
         "rewind toward earlier poses, correct the subtask, end the episode (steps flagged, per-step 'phase')",
     )  # fmt: skip
+    parser.add_argument(
+        "--divergence", type=float, default=None, metavar="D",
+        help="with --corrections and the scripted watcher: intervene when the policy's position commands stray "
+        "this far from the expert's, averaged over 10 ticks (action units; default 0.5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stall-steps", type=int, default=None, metavar="N",
+        help="with --corrections and the scripted watcher: intervene after N ticks in which the expert's plan "
+        "completed no phase (default 80)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--corrected-only", action="store_true",
+        help="with --corrections (scripted): keep only episodes with an intervention, not policy rollouts that "
+        "succeeded without one",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
 
@@ -69,6 +85,15 @@ def run(args: argparse.Namespace) -> int:
     device = make_device(args.device, args.task)
     if args.corrections and not args.policy:
         raise ManipError("--corrections needs --policy CKPT (the policy that is corrected)")
+    watch = {"divergence": args.divergence, "stall_steps": args.stall_steps}
+    given = [f"--{name.replace('_', '-')}" for name, value in watch.items() if value is not None]
+    given += ["--corrected-only"] if args.corrected_only else []
+    if given and not args.corrections:
+        raise ManipError(f"{', '.join(given)} need --corrections")
+    if args.divergence is not None and not args.divergence > 0:
+        raise ManipError(f"--divergence must be > 0, got {args.divergence}")
+    if args.stall_steps is not None and args.stall_steps < 1:
+        raise ManipError(f"--stall-steps must be >= 1, got {args.stall_steps}")
     policy = None
     if args.policy:
         from manip.policies.serving import LocalPolicySource
@@ -88,10 +113,17 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
         runner = None
         if args.corrections:
-            from manip.sim.corrections import CorrectionsUnattended, record_correction_episode
+            from manip.sim.corrections import (
+                CorrectionSettings,
+                CorrectionsUnattended,
+                record_correction_episode,
+            )
 
-            runner = record_correction_episode
-            front = front or CorrectionsUnattended(args.keep_failures, args.quiet)
+            settings = CorrectionSettings(
+                **{name: value for name, value in watch.items() if value is not None}
+            )
+            runner = functools.partial(record_correction_episode, settings=settings)
+            front = front or CorrectionsUnattended(args.keep_failures, args.quiet, args.corrected_only)
         report = collect(
             env, device, args.out, args.episodes, seed=args.seed, keep_failures=args.keep_failures,
             policy=policy, quiet=args.quiet, front=front, episode_runner=runner,

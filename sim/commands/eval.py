@@ -6,13 +6,13 @@ import argparse
 
 from manip.cli.verb import Verb
 from manip.core.errors import ManipError
-from manip.sim.commands import require_options
+from manip.sim.commands import require_options, task_help
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint directory (config.json + model.safetensors)")
     parser.add_argument("--expert", action="store_true", help="the task's scripted expert acts as the policy")
-    parser.add_argument("--task", help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, Stack, Door")
+    parser.add_argument("--task", help=task_help())
     parser.add_argument("--episodes", type=int, help="number of episodes (seeds S..S+N-1)")
     parser.add_argument("--out", help="output directory (results.json, videos/)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (spawn)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from manip.cli.verb import Verb
-from manip.sim.commands import require_options
+from manip.sim.commands import require_options, task_help
 
 GUIDE = """\
 The result OUT/checkpoint/ is a checkpoint like any other (policy type "steered": the base policy embedded,
@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = GUIDE
     parser.add_argument("--checkpoint", help="the frozen base policy (flow, MeanFlow or DDIM diffusion head)")
-    parser.add_argument("--task", help="robosuite task: Lift, PickPlaceCan, NutAssemblySquare, ...")
+    parser.add_argument("--task", help=task_help())
     parser.add_argument(
         "--env-steps", type=int, help="environment steps to learn from (all workers together)"
     )

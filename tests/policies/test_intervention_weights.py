@@ -94,3 +94,21 @@ def test_weights_need_flags(tmp_path, tiny_store):
     config = TrainConfig(**raw_config(tiny_store, intervention_weight=2.0))
     with pytest.raises(ManipError, match="intervention"):
         intervention_sampling(dataset, config, quiet=True)
+
+
+def test_drop_policy_steps_skips_the_policy_driving_in_corrected_episodes_only(tmp_path):
+    from manip.policies.train_config import TrainConfig
+    from manip.policies.training import intervention_sampling
+
+    path = store_with_corrections(tmp_path / "c.zarr", corrected_steps=(14, 20))
+    dataset = ChunkDataset(path, OBS_KEYS, 8, 2, 4)
+    config = TrainConfig(**raw_config(path, drop_policy_steps=True))
+    weights = intervention_sampling(dataset, config, quiet=True)
+    episodes = dataset.window_episodes()
+    corrected = episodes == dataset.store.num_episodes - 1
+    steps = dataset.window_steps() - int(dataset.store.episode_ends[-2])
+    before_takeover = corrected & (steps[:, 1] <= 14)  # windows that end before the first flagged step
+    assert before_takeover.any() and (weights[before_takeover] == 0).all()
+    assert (weights[corrected & ~before_takeover] > 0).all()  # the windows covering the correction stay
+    plain = weights[~corrected]
+    assert (plain > 0).all() and np.allclose(plain, plain[0])  # demonstrations are drawn as usual

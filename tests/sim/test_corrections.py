@@ -125,3 +125,47 @@ def test_corrections_need_a_policy(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "--corrections needs --policy" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_collect_corrections_takes_the_watch_settings(tmp_path, policy_checkpoint):
+    from manip.data.store import EpisodeStore
+
+    out = tmp_path / "stall.zarr"
+    result = manip(
+        "collect", "--task", "Lift", "--device", "scripted", "--policy", str(policy_checkpoint), "--corrections",
+        "--divergence", "1000", "--stall-steps", "12", "--episodes", "1", "--horizon", "120", "--out", str(out),
+        "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    meta = EpisodeStore.open(out).episode_meta(0)
+    assert meta["trigger"] == "stall" and meta["intervention_step"] >= 12  # never "divergence" at 1000
+
+
+def test_watch_settings_need_corrections(tmp_path):
+    for option in (["--divergence", "0.3"], ["--stall-steps", "40"], ["--corrected-only"]):
+        result = manip(
+            "collect", "--task", "Lift", "--device", "scripted", "--episodes", "1", *option,
+            "--out", str(tmp_path / "x.zarr"),
+        )  # fmt: skip
+        assert result.returncode != 0
+        assert f"{option[0]} need --corrections" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrected_only_keeps_interventions_not_uncorrected_successes():
+    from manip.sim.collect import Episode
+    from manip.sim.corrections import CorrectionsUnattended
+
+    def episode(success, intervened):
+        e = Episode(seed=0)
+        e.success = success
+        e.meta["intervened"] = intervened
+        return e
+
+    cases = {(True, False): ("keep", "discard"), (False, True): ("keep", "keep"), (False, False): ("discard", "discard")}
+    for (success, intervened), expected in cases.items():
+        decisions = tuple(
+            CorrectionsUnattended(corrected_only=only).decide(None, None, episode(success, intervened), None)
+            for only in (False, True)
+        )
+        assert decisions == expected, (success, intervened)
