@@ -5,7 +5,9 @@ its handle, lifts it straight up, turns the head to point across the gap and hol
 Meanwhile robot1 moves the red cube from the target bin into the trash bin, then takes the hammer by the half
 next to the head (where its weight is); once robot1's fingers hold it, robot0 lets go, lifts its open hand off
 and backs away, and robot1 lowers the hammer into the target bin. Hand turns are chosen to keep each wrist's
-last joint off its stops. Each arm runs its own waypoint script; the hand-over phases wait on the other arm.
+last joint off its stops, and hands go from bin to bin through points half a metre out from their arm's base
+(the bins are nearer, and an arm whose hand passes close in front of its base folds its elbow to the stop and
+twists its wrist away). Each arm runs its own waypoint script; the hand-over phases wait on the other arm.
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from manip.sim.experts.base import CLOSE, OPEN, Phase, WaypointExpert, up, wrap_
 
 HANDOVER_Z = 1.15  # height of the handle during the hand-over (about shoulder height: the longest reach)
 HANDOVER_GRIP = 0.055  # each hand holds the handle this far from its centre (metres)
+TAKE_SLACK = 0.02  # most robot1's grasp moves towards the head to keep clear of robot0's hand (metres)
 OFFER_SLACK = 0.03  # most the hand-over pose moves to make up for a grasp off the planned spot (metres)
 CLEAR = 0.25  # height above the tables from which a hand goes straight down into a bin (walls are 15 cm)
 HELD_OPENING = 0.015  # closed fingers further apart than this hold something (about 0 when shut on nothing)
+NEAR_BASE_SHIFT = 0.03  # most the grasp on the light half moves towards the centre (metres), see grasp_point
 WRIST_LIMIT = 2.6  # most angle planned for the hand's last joint (the Panda's stops at +-2.90 rad)
+# least distance in the floor plane from an arm's base at which its hand travels between bins (the bins' centres
+# are about 0.41 m away): a hand that passes nearer at about shoulder height folds the elbow to its stop, and
+# the wrist then swings off to one side and ends at its own stops
+TRAVEL_REACH = 0.5
 
 
 def over(point: np.ndarray, z: float) -> np.ndarray:
@@ -42,10 +50,24 @@ def turns(first: float, period: float) -> np.ndarray:
     return candidates[np.abs(candidates) <= 1.5 * np.pi]
 
 
+def base_of(arm: WaypointExpert) -> np.ndarray:
+    """Position of the arm's base."""
+    return arm.sim.body_pos(arm.sim.body_id(arm.sim.raw.robots[arm.robot].robot_model.root_body))
+
+
+def outward(arm: WaypointExpert, point: np.ndarray, z: float, reach: float = TRAVEL_REACH) -> np.ndarray:
+    """``point`` at height ``z``, pushed away from the arm's base to at least ``reach`` in the floor plane (a
+    waypoint for travel between bins)."""
+    base = base_of(arm)
+    flat = np.array([point[0] - base[0], point[1] - base[1]])
+    flat *= max(1.0, reach / np.linalg.norm(flat))
+    return np.array([base[0] + flat[0], base[1] + flat[1], z])
+
+
 def swing(arm: WaypointExpert, point: np.ndarray) -> float:
     """How far the arm's base joint turns (about) when the hand moves from where it is to ``point``: a hand that
     points down keeps its heading only if the last joint turns back by as much."""
-    base = arm.sim.body_pos(arm.sim.body_id(arm.sim.raw.robots[arm.robot].robot_model.root_body))
+    base = base_of(arm)
     now, then = arm.sim.eef_pos() - base, np.asarray(point) - base
     return wrap_angle(float(np.arctan2(then[1], then[0]) - np.arctan2(now[1], now[0])))
 
@@ -169,8 +191,12 @@ class TwoArmTransportExpert:
             return np.pi / 2 - handle_heading()
 
         def grasp_point(_env):
-            # robot0 takes the light half of the handle, so robot1 gets the half next to the head, where the weight is
-            return centre() - HANDOVER_GRIP * axis() + up(grip_dz)
+            # robot0 takes the light half of the handle, so robot1 gets the half next to the head, where the weight
+            # is; where that half points at robot0's base, nearer the centre (a hand that points down cannot reach
+            # low down close to its base: the wrist's bend joint is at its stop)
+            towards_base = base_of(arm)[:2] - centre()[:2]
+            facing = max(0.0, -float(np.dot(axis()[:2], towards_base)) / np.linalg.norm(towards_base))
+            return centre() - (HANDOVER_GRIP - NEAR_BASE_SHIFT * facing) * axis() + up(grip_dz)
 
         def grasp_turn(_env) -> float:
             # the grasp heading (fingers across the handle) chosen so the later turn to offer stays in the wrist's range
@@ -203,11 +229,18 @@ class TwoArmTransportExpert:
             Phase(
                 "lid_grasp", lambda _e: lid_handle() + up(-0.005), CLOSE, min_steps=10, max_steps=10, tol=1.0
             ),
-            Phase("lid_lift", lambda _e: np.array([*lid_handle()[:2], carry_z]), CLOSE, tol=0.04),
-            Phase("lid_carry", lambda _e: np.array([*lid_drop[:2], table_z + 0.25]), CLOSE, tol=0.03),
+            Phase("lid_lift", lambda _e: outward(arm, lid_handle(), carry_z), CLOSE, tol=0.04),
+            Phase("lid_carry", lambda _e: outward(arm, lid_drop, carry_z), CLOSE, tol=0.03),
             Phase("lid_lower", lambda _e: lid_drop, CLOSE, tol=0.02, speed=0.7, stall_ends=True),
             Phase("lid_release", lambda _e: arm.sim.eef_pos(), OPEN, min_steps=6, max_steps=6, tol=1.0),
-            Phase("lid_retreat", lambda _e: lid_drop + up(0.12), OPEN, tol=0.03),
+            Phase("lid_retreat", lambda _e: outward(arm, lid_drop, carry_z), OPEN, tol=0.03),
+            Phase(
+                "over_bin",
+                lambda _e: outward(arm, grasp_point(_e), table_z + CLEAR),
+                OPEN,
+                yaw=hammer_yaw,
+                tol=0.04,
+            ),
             Phase(
                 "above", lambda _e: over(grasp_point(_e), table_z + CLEAR), OPEN, yaw=hammer_yaw, tol=0.012
             ),
@@ -218,7 +251,7 @@ class TwoArmTransportExpert:
                 lift_point,
                 CLOSE,
                 tol=0.03,
-                verify=lambda _e: centre()[2] > table_z + 0.12,
+                verify=lambda _e: centre()[2] > table_z + 0.12 and self._holds_hammer(arm, _e),
                 retry_from="above",
             ),
             Phase(
@@ -252,9 +285,11 @@ class TwoArmTransportExpert:
         _body, axis, centre = self._hammer(arm, env)
         table_z = float(raw.table_offsets[1, 2])
         trash_id = transport.trash_body_id
+        # over the trash bin's half towards the gap, a little further from robot1's base
         trash_drop = np.array([*transport.trash_bin_pos[:2], table_z + 0.2]) + np.array(
             [*arm.jitter(0.03, 2), 0.0]
         )
+        trash_drop[1] -= 0.05
         target = np.array(transport.target_bin_pos)
         place = np.array([target[0], target[1], table_z + 0.1])
         carry_z = table_z + 0.3
@@ -263,6 +298,9 @@ class TwoArmTransportExpert:
             return arm.sim.body_pos(trash_id)
 
         trash_yaw = arm.once(lambda _e: arm.grasp_yaw(yaw_of(arm.sim.body_mat(trash_id)), np.pi / 2))
+        # up and out from where the hand closed (straight up, the hand drifts towards the base and folds the elbow)
+        trash_lift = arm.once(lambda _e: outward(arm, arm.sim.eef_pos(), carry_z))
+        other = self.arms[0]
 
         def take_turn(_env) -> float:
             across = float(np.arctan2(*axis()[1::-1])) + np.pi / 2
@@ -273,12 +311,14 @@ class TwoArmTransportExpert:
         take_yaw = Turning(arm, take_turn)
 
         def take_point(_env):
-            return centre() + HANDOVER_GRIP * axis() + up(-0.005)
+            # HANDOVER_GRIP past the centre, or further towards the head (at most TAKE_SLACK) where robot0 holds the
+            # handle nearer the centre: the two hands need about 2 * HANDOVER_GRIP between them
+            robot0_at = float(np.dot(other.sim.eef_pos() - centre(), axis()))
+            along = np.clip(robot0_at + 2 * HANDOVER_GRIP, HANDOVER_GRIP, HANDOVER_GRIP + TAKE_SLACK)
+            return centre() + along * axis() + up(-0.005)
 
         # holding on, the hand stays where it closed: chasing the handle as robot0 lets go would pull it along
         still = arm.once(lambda _e: arm.sim.eef_pos())
-
-        other = self.arms[0]
 
         def hammer_offered(_env) -> bool:
             return other.phase == "hold"
@@ -297,14 +337,18 @@ class TwoArmTransportExpert:
             Phase("trash_grasp", lambda _e: trash() + up(-0.005), CLOSE, min_steps=10, max_steps=10, tol=1.0),
             Phase(
                 "trash_lift",
-                lambda _e: np.array([*trash()[:2], carry_z]),
+                trash_lift,
                 CLOSE,
                 tol=0.03,
+                speed=0.6,
                 verify=lambda _e: trash()[2] > table_z + 0.1,
                 retry_from="trash_above",
             ),
-            Phase("trash_carry", lambda _e: trash_drop, CLOSE, tol=0.02),
+            Phase("trash_carry", lambda _e: outward(arm, trash_drop, carry_z), CLOSE, tol=0.03),
+            Phase("trash_lower", lambda _e: trash_drop, CLOSE, tol=0.02, stall_ends=True),
             Phase("trash_release", lambda _e: trash_drop, OPEN, min_steps=8, max_steps=8, tol=1.0),
+            # out towards the gap before swinging across to wait (the straight way draws the hand towards the base)
+            Phase("trash_leave", lambda _e: outward(arm, trash_drop, carry_z, reach=0.6), OPEN, tol=0.05),
             Phase(
                 "wait",
                 lambda _e: np.array([0.0, 0.15, HANDOVER_Z + 0.08]),
