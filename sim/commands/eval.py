@@ -62,6 +62,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "is the ROS clock and steps in lockstep, so a CPU that renders slowly slows episodes instead of dropping "
         "commands)",
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        metavar="N",
+        help="test-time chunk selection: draw N chunks per observation in one batch and execute the best "
+        "(evaluates a copy of the checkpoint with policy.sampling.candidates=N, written under OUT/checkpoint)",
+    )
+    parser.add_argument(
+        "--selector",
+        metavar="NAME",
+        help="with --candidates: how the best chunk is picked: auto (default), critic, medoid, density",
+    )
     parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
 
 
@@ -72,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from manip.sim.eval import evaluate, source_spec_from_args, summary_line
 
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
+    source = _with_selection(source, args)
     if args.ros_wall_clock and not args.ros:
         raise ManipError("--ros-wall-clock only applies with --ros")
     if args.ros:
@@ -109,6 +122,26 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(json.dumps(results) if args.json else summary_line(results, args.out))
     return 0
+
+
+def _with_selection(source, args: argparse.Namespace):
+    """The source to evaluate: with ``--candidates``/``--selector``, a sampling copy of the checkpoint."""
+    if args.candidates is None and args.selector is None:
+        return source
+    if source.kind != "checkpoint":
+        raise ManipError("--candidates/--selector need --checkpoint (a local policy; not --expert or --server)")
+    if args.candidates is not None and args.candidates < 1:
+        raise ManipError(f"--candidates {args.candidates}: pass a count of 1 or more")
+    from dataclasses import replace
+    from pathlib import Path
+
+    from manip.policies.sampling import with_sampling
+
+    settings = {"candidates": args.candidates} if args.candidates is not None else {}
+    if args.selector is not None:
+        settings["selector"] = args.selector
+    copy = with_sampling(source.path, Path(args.out) / "checkpoint", **settings)
+    return replace(source, path=str(copy.resolve()))
 
 
 VERB = Verb(

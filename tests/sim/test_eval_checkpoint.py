@@ -66,3 +66,41 @@ def test_eval_a_checkpoint(tmp_path):
     results = read_json(tmp_path / "eval3" / "results.json")
     assert results["executor"] == {"ensemble_every": 3, "mode": "ensemble"}
     assert results["per_episode"][0]["chunks"] == 4  # a request every 3 of the 12 ticks
+
+
+def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
+    import json
+
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    base = lift_checkpoint(tmp_path / "base")
+    out = tmp_path / "eval"
+    result = manip(
+        "eval", "--checkpoint", str(base), "--task", "Lift", "--episodes", "1", "--horizon", "8",
+        "--candidates", "4", "--selector", "density", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    copy = out / "checkpoint"
+    assert read_json(out / "results.json")["source"] == str(copy.resolve())
+    sampling = json.loads((copy / "config.json").read_text())["policy"]["sampling"]
+    assert (sampling["candidates"], sampling["selector"]) == (4, "density")
+    assert (copy / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--expert", "--candidates", "4"], "--candidates/--selector need --checkpoint"),
+        (["--checkpoint", "CKPT", "--candidates", "0"], "--candidates 0: pass a count of 1 or more"),
+        (["--checkpoint", "CKPT", "--selector", "best"], "selector 'best' is unknown"),
+    ],
+)
+def test_eval_selection_flags_refuse_bad_input_in_one_line(tmp_path, flags, message):
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    base = lift_checkpoint(tmp_path / "base")
+    flags = [str(base) if flag == "CKPT" else flag for flag in flags]
+    result = manip("eval", *flags, "--task", "Lift", "--episodes", "1", "--out", str(tmp_path / "eval"))
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
