@@ -129,7 +129,9 @@ def _with_selection(source, args: argparse.Namespace):
     if args.candidates is None and args.selector is None:
         return source
     if source.kind != "checkpoint":
-        raise ManipError("--candidates/--selector need --checkpoint (a local policy; not --expert or --server)")
+        raise ManipError(
+            "--candidates/--selector need --checkpoint (a local policy; not --expert or --server)"
+        )
     if args.candidates is not None and args.candidates < 1:
         raise ManipError(f"--candidates {args.candidates}: pass a count of 1 or more")
     from dataclasses import replace

@@ -162,7 +162,11 @@ def test_corrected_only_keeps_interventions_not_uncorrected_successes():
         e.meta["intervened"] = intervened
         return e
 
-    cases = {(True, False): ("keep", "discard"), (False, True): ("keep", "keep"), (False, False): ("discard", "discard")}
+    cases = {
+        (True, False): ("keep", "discard"),
+        (False, True): ("keep", "keep"),
+        (False, False): ("discard", "discard"),
+    }
     for (success, intervened), expected in cases.items():
         decisions = tuple(
             CorrectionsUnattended(corrected_only=only).decide(None, None, episode(success, intervened), None)
