@@ -17,16 +17,22 @@ from manip.core.errors import ManipError
 from manip.data.recorder import INTERVENTION
 from manip.data.store import EpisodeStore
 
+OPTIONS = "data.intervention_weight / only_interventions / drop_policy_steps"
+
+
+def _flag_counts(store: EpisodeStore) -> np.ndarray:
+    """Cumulative intervention-step counts ``(num_steps + 1,)``: steps ``[a, b)`` hold ``c[b] - c[a]`` flags."""
+    if INTERVENTION not in store.keys:
+        raise ManipError(
+            f"{store.path}: has no '{INTERVENTION}' flags ({OPTIONS} need a store recorded with interventions)"
+        )
+    flags = np.asarray(store.read(INTERVENTION, 0, store.num_steps)).reshape(-1).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(flags)])
+
 
 def intervention_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarray:
     """Whether each window ``(buffer_start, buffer_end)`` covers an intervention step, ``(N,)`` bool."""
-    if INTERVENTION not in store.keys:
-        raise ManipError(
-            f"{store.path}: has no '{INTERVENTION}' flags (data.intervention_weight / data.only_interventions "
-            "need a store recorded with interventions)"
-        )
-    flags = np.asarray(store.read(INTERVENTION, 0, store.num_steps)).reshape(-1).astype(np.int64)
-    counts = np.concatenate([[0], np.cumsum(flags)])
+    counts = _flag_counts(store)
     steps = np.asarray(window_steps, dtype=np.int64)
     return counts[steps[:, 1]] - counts[steps[:, 0]] > 0
 
@@ -34,9 +40,10 @@ def intervention_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.nd
 def policy_windows(store: EpisodeStore, flagged: np.ndarray, window_episodes: np.ndarray) -> np.ndarray:
     """Whether each window lies in a corrected episode but covers none of its flagged steps, ``(N,)`` bool
     (``flagged``: :func:`intervention_windows`; ``window_episodes``: each window's episode index)."""
-    flags = np.asarray(store.read(INTERVENTION, 0, store.num_steps)).reshape(-1).astype(bool)
+    counts = _flag_counts(store)
     ends = np.asarray(store.episode_ends, dtype=np.int64)
-    corrected = np.logical_or.reduceat(flags, np.concatenate([[0], ends[:-1]])) if flags.size else flags
+    starts = np.concatenate([[0], ends[:-1]])
+    corrected = counts[ends] - counts[starts] > 0
     return corrected[np.asarray(window_episodes, dtype=np.int64)] & ~np.asarray(flagged, bool)
 
 
@@ -51,9 +58,7 @@ def intervention_weights(
     where ``dropped`` is true never; ``base`` (e.g. task-mixture weights) multiplies in."""
     flagged = np.asarray(flagged, bool)
     if not flagged.any():
-        raise ManipError(
-            "data.intervention_weight / only_interventions: no training window has an intervention step"
-        )
+        raise ManipError(f"{OPTIONS}: no training window has an intervention step")
     if weight is not None and not (np.isfinite(weight) and weight > 0):
         raise ManipError(f"data.intervention_weight must be a positive number, got {weight}")
     per_window = np.where(flagged, 1.0 if weight is None else float(weight), 0.0 if only else 1.0)

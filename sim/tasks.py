@@ -95,6 +95,13 @@ def controller_for(source, task: TaskSpec, delay=None, **executor_options):
     return ChunkedController(source, config, delay, instruction=task.instruction)
 
 
+def robosuite_task_names() -> list[str]:
+    """The robosuite tasks' names, in registration order (every task that is not one of Meta-World's)."""
+    from manip.sim.metaworld.tasks import METAWORLD_TASKS
+
+    return [name for name in TASKS if name not in METAWORLD_TASKS]
+
+
 def get_task(name: str) -> TaskSpec:
     """Return the task named ``name`` or raise a one-line error listing the known tasks."""
     try:
@@ -104,9 +111,8 @@ def get_task(name: str) -> TaskSpec:
 
         close = difflib.get_close_matches(name, list(TASKS), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        robosuite = [t for t in TASKS if not t.endswith("-v3")]
         raise ManipError(
-            f"unknown task '{name}': {hint}tasks are robosuite's ({', '.join(robosuite)}) or Meta-World's "
+            f"unknown task '{name}': {hint}tasks are robosuite's ({', '.join(robosuite_task_names())}) or Meta-World's "
             "v3 env names (e.g. pick-place-v3)"
         ) from None
 

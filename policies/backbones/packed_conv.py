@@ -60,7 +60,10 @@ class _PackedWeights:
         key = (weight.data_ptr(), weight._version, rows)
         cached = getattr(self, "_packed_cache", None)
         if cached is None or cached[0] != key:
-            cached = (key, torch.ops.mkldnn._reorder_linear_weight(matrix().contiguous(), rows))
+            # the cache holds the packed weights' source too: while it is alive its address cannot be handed to
+            # replacement weights (``weight.data = new``), so a new address always means new weights
+            packed = torch.ops.mkldnn._reorder_linear_weight(matrix().contiguous(), rows)
+            cached = (key, packed, weight.detach())
             self._packed_cache = cached
         return cached[1]
 

@@ -186,7 +186,8 @@ class UNet1D(Backbone):
         cached = self.__dict__.get("_time_film_weights")
         if cached is None or cached["key"] != key:
             matrix = torch.cat([linear.weight.detach() for linear in linears]).contiguous()
-            cached = {"key": key, "matrix": matrix, "films": {}}
+            # ``keep`` holds the source tensors so their addresses cannot be reused by replacement weights
+            cached = {"key": key, "matrix": matrix, "films": {}, "keep": [p.detach() for p in depends]}
             self.__dict__["_time_film_weights"] = cached
         return cached
 

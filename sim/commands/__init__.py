@@ -9,11 +9,11 @@ from manip.core.errors import ManipError
 
 def task_help() -> str:
     """The ``--task`` help: every robosuite task by name, and Meta-World's env names."""
-    from manip.sim.metaworld.tasks import METAWORLD_TASKS
-    from manip.sim.tasks import TASKS
+    from manip.sim.tasks import robosuite_task_names
 
-    robosuite = [name for name in TASKS if name not in METAWORLD_TASKS]
-    return f"task: robosuite {', '.join(robosuite)}; or a Meta-World env name (pick-place-v3, ...)"
+    return (
+        f"task: robosuite {', '.join(robosuite_task_names())}; or a Meta-World env name (pick-place-v3, ...)"
+    )
 
 
 def require_options(args: argparse.Namespace, *names: str) -> None:

@@ -82,14 +82,21 @@ def run(args: argparse.Namespace) -> int:
     check_obs_mode(args.obs)
     if args.horizon is not None and args.horizon < 1:
         raise ManipError(f"--horizon must be >= 1, got {args.horizon}")
-    device = make_device(args.device, args.task)
     if args.corrections and not args.policy:
         raise ManipError("--corrections needs --policy CKPT (the policy that is corrected)")
     watch = {"divergence": args.divergence, "stall_steps": args.stall_steps}
     given = [f"--{name.replace('_', '-')}" for name, value in watch.items() if value is not None]
     given += ["--corrected-only"] if args.corrected_only else []
+    verb = "needs" if len(given) == 1 else "need"
     if given and not args.corrections:
-        raise ManipError(f"{', '.join(given)} need --corrections")
+        raise ManipError(f"{', '.join(given)} {verb} --corrections")
+    if given and args.device != "scripted":
+        raise ManipError(
+            f"{', '.join(given)} {verb} --device scripted (they tune the scripted watcher; an operator decides "
+            "when to take over)"
+        )
+    if args.corrected_only and args.keep_failures:
+        raise ManipError("--corrected-only and --keep-failures contradict each other: pass one of them")
     if args.divergence is not None and not args.divergence > 0:
         raise ManipError(f"--divergence must be > 0, got {args.divergence}")
     if args.stall_steps is not None and args.stall_steps < 1:
@@ -99,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         from manip.policies.serving import LocalPolicySource
 
         policy = LocalPolicySource.from_checkpoint(args.policy)
+    device = make_device(args.device, args.task)
     env = make_env(
         args.task, obs_mode=args.obs, image_size=args.image_size, horizon=args.horizon, offscreen=device.human
     )

@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from manip.sim.eval import evaluate, source_spec_from_args, summary_line
 
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
-    source = _with_selection(source, args)
     if args.ros_wall_clock and not args.ros:
         raise ManipError("--ros-wall-clock only applies with --ros")
+    source = _with_selection(source, args)
     if args.ros:
         from manip.sim.ros_eval import evaluate_ros
 
@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_selection(source, args: argparse.Namespace):
-    """The source to evaluate: with ``--candidates``/``--selector``, a sampling copy of the checkpoint."""
+    """The source to evaluate: with ``--candidates``/``--selector``, a sampling copy of the checkpoint under
+    ``OUT/checkpoint`` (same weights; every setting is checked before anything is written)."""
     if args.candidates is None and args.selector is None:
         return source
     if source.kind != "checkpoint":
@@ -137,12 +138,37 @@ def _with_selection(source, args: argparse.Namespace):
     from dataclasses import replace
     from pathlib import Path
 
-    from manip.policies.sampling import with_sampling
+    from manip.policies.checkpoint import read_metadata
+    from manip.policies.config import POLICY_TYPES
+    from manip.policies.sampling import SamplingConfig, with_sampling
 
     settings = {"candidates": args.candidates} if args.candidates is not None else {}
     if args.selector is not None:
         settings["selector"] = args.selector
-    copy = with_sampling(source.path, Path(args.out) / "checkpoint", **settings)
+    policy = read_metadata(source.path)["policy"]
+    try:
+        sampling = SamplingConfig(**{**dict(policy.get("sampling") or {}), **settings})
+    except ValueError as exc:
+        raise ManipError(
+            f"--candidates/--selector: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
+    if sampling.mode == "streaming":
+        raise ManipError(
+            "--candidates/--selector: the checkpoint samples in streaming mode, which draws one chunk"
+        )
+    if sampling.candidates < 2:
+        raise ManipError("--selector picks among candidates: pass --candidates N with N >= 2")
+    has_critic = callable(
+        getattr(POLICY_TYPES.get(str(policy.get("type", "chunk"))).cls, "noise_values", None)
+    )
+    if sampling.selector == "critic" and not has_critic:
+        raise ManipError(
+            "--selector critic needs a steered checkpoint (one with a critic): use medoid or density"
+        )
+    out = Path(args.out) / "checkpoint"
+    if out.resolve() == Path(source.path).resolve():
+        raise ManipError(f"--out {args.out}: its checkpoint/ is the evaluated checkpoint; pass another --out")
+    copy = with_sampling(source.path, out, **settings)
     return replace(source, path=str(copy.resolve()))
 
 

@@ -72,6 +72,18 @@ def test_changed_weights_are_repacked():
         set_cpu_packing(conv, True)
         conv.load_state_dict({k: torch.zeros_like(v) for k, v in conv.state_dict().items()})
         assert conv(x).abs().max() == 0
+        conv.weight.data = torch.ones_like(conv.weight)  # replaced, not changed in place: a new tensor
+        conv.bias.data = torch.zeros_like(conv.bias)
+        torch.testing.assert_close(conv(x), nn.functional.conv1d(x, conv.weight, conv.bias, padding=2))
+        assert conv(x).abs().max() > 0
+        conv.double()  # converted: the float32 matrix is dropped and the float64 path runs
+        assert getattr(conv, "_packed_cache", None) is None
+        torch.testing.assert_close(
+            conv(x.double()), nn.functional.conv1d(x.double(), conv.weight, conv.bias, padding=2)
+        )
+        conv.float()
+        torch.testing.assert_close(conv(x), nn.functional.conv1d(x, conv.weight, conv.bias, padding=2))
+        assert conv._packed_cache is not None
 
 
 def test_unet_state_dict_keys_equal_plain_convolutions_and_copies_repack():

@@ -149,7 +149,19 @@ def test_watch_settings_need_corrections(tmp_path):
             "--out", str(tmp_path / "x.zarr"),
         )  # fmt: skip
         assert result.returncode != 0
-        assert f"{option[0]} need --corrections" in result.stderr and "Traceback" not in result.stderr
+        assert f"{option[0]} needs --corrections" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_watch_settings_refuse_an_operator_and_keep_failures(tmp_path, policy_checkpoint):
+    common = ["--task", "Lift", "--policy", str(policy_checkpoint), "--corrections", "--episodes", "1"]
+    for flags, message in (
+        (["--device", "keyboard", "--stall-steps", "40"], "--stall-steps needs --device scripted"),
+        (["--device", "scripted", "--corrected-only", "--keep-failures"], "contradict each other"),
+    ):
+        result = manip("collect", *common, *flags, "--out", str(tmp_path / "x.zarr"))
+        assert result.returncode != 0 and not (tmp_path / "x.zarr").exists()
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_corrected_only_keeps_interventions_not_uncorrected_successes():

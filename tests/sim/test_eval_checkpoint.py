@@ -93,6 +93,9 @@ def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
         (["--expert", "--candidates", "4"], "--candidates/--selector need --checkpoint"),
         (["--checkpoint", "CKPT", "--candidates", "0"], "--candidates 0: pass a count of 1 or more"),
         (["--checkpoint", "CKPT", "--selector", "best"], "selector 'best' is unknown"),
+        (["--checkpoint", "CKPT", "--candidates", "2000"], "less than or equal to 1024"),
+        (["--checkpoint", "CKPT", "--selector", "medoid"], "pass --candidates N with N >= 2"),
+        (["--checkpoint", "CKPT", "--candidates", "4", "--selector", "critic"], "needs a steered checkpoint"),
     ],
 )
 def test_eval_selection_flags_refuse_bad_input_in_one_line(tmp_path, flags, message):
@@ -104,3 +107,4 @@ def test_eval_selection_flags_refuse_bad_input_in_one_line(tmp_path, flags, mess
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "eval").exists()  # nothing written for refused input
