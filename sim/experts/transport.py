@@ -28,6 +28,9 @@ WRIST_LIMIT = 2.6  # most angle planned for the hand's last joint (the Panda's s
 # are about 0.41 m away): a hand that passes nearer at about shoulder height folds the elbow to its stop, and
 # the wrist then swings off to one side and ends at its own stops
 TRAVEL_REACH = 0.5
+TRASH_DROP_OUT = (
+    0.05  # the trash is dropped this far past the bin's centre, away from robot1's base (m, along y)
+)
 
 
 def over(point: np.ndarray, z: float) -> np.ndarray:
@@ -60,7 +63,10 @@ def outward(arm: WaypointExpert, point: np.ndarray, z: float, reach: float = TRA
     waypoint for travel between bins)."""
     base = base_of(arm)
     flat = np.array([point[0] - base[0], point[1] - base[1]])
-    flat *= max(1.0, reach / np.linalg.norm(flat))
+    norm = float(np.linalg.norm(flat))
+    flat = (
+        np.array([reach, 0.0]) if norm < 1e-9 else flat * max(1.0, reach / norm)
+    )  # right over the base: along x
     return np.array([base[0] + flat[0], base[1] + flat[1], z])
 
 
@@ -209,8 +215,8 @@ class TwoArmTransportExpert:
         hammer_yaw = Turning(arm, grasp_turn)
         offer_yaw = Turning(arm, offer_turn)
         # straight up from where the hand closed: a target that follows the hand drifts towards the base
-        lift_point = arm.once(lambda _e: over(arm.sim.eef_pos(), carry_z))
-        clear = arm.once(lambda _e: arm.sim.eef_pos() + up(0.08))
+        lift_point = arm.once(lambda _env: over(arm.sim.eef_pos(), carry_z))
+        clear = arm.once(lambda _env: arm.sim.eef_pos() + up(0.08))
 
         def offer(_env):
             # the handle centre over the gap at HANDOVER_Z: robot0's hand sits where it holds the handle (about
@@ -222,27 +228,32 @@ class TwoArmTransportExpert:
 
         other = self.arms[1]
         return [
-            Phase("lid_above", lambda _e: lid_handle() + up(0.08), OPEN, yaw=lid_yaw, tol=0.015),
+            Phase("lid_above", lambda _env: lid_handle() + up(0.08), OPEN, yaw=lid_yaw, tol=0.015),
             Phase(
-                "lid_descend", lambda _e: lid_handle() + up(-0.005), OPEN, yaw=lid_yaw, tol=0.006, speed=0.6
+                "lid_descend", lambda _env: lid_handle() + up(-0.005), OPEN, yaw=lid_yaw, tol=0.006, speed=0.6
             ),
             Phase(
-                "lid_grasp", lambda _e: lid_handle() + up(-0.005), CLOSE, min_steps=10, max_steps=10, tol=1.0
+                "lid_grasp",
+                lambda _env: lid_handle() + up(-0.005),
+                CLOSE,
+                min_steps=10,
+                max_steps=10,
+                tol=1.0,
             ),
-            Phase("lid_lift", lambda _e: outward(arm, lid_handle(), carry_z), CLOSE, tol=0.04),
-            Phase("lid_carry", lambda _e: outward(arm, lid_drop, carry_z), CLOSE, tol=0.03),
-            Phase("lid_lower", lambda _e: lid_drop, CLOSE, tol=0.02, speed=0.7, stall_ends=True),
-            Phase("lid_release", lambda _e: arm.sim.eef_pos(), OPEN, min_steps=6, max_steps=6, tol=1.0),
-            Phase("lid_retreat", lambda _e: outward(arm, lid_drop, carry_z), OPEN, tol=0.03),
+            Phase("lid_lift", lambda _env: outward(arm, lid_handle(), carry_z), CLOSE, tol=0.04),
+            Phase("lid_carry", lambda _env: outward(arm, lid_drop, carry_z), CLOSE, tol=0.03),
+            Phase("lid_lower", lambda _env: lid_drop, CLOSE, tol=0.02, speed=0.7, stall_ends=True),
+            Phase("lid_release", lambda _env: arm.sim.eef_pos(), OPEN, min_steps=6, max_steps=6, tol=1.0),
+            Phase("lid_retreat", lambda _env: outward(arm, lid_drop, carry_z), OPEN, tol=0.03),
             Phase(
                 "over_bin",
-                lambda _e: outward(arm, grasp_point(_e), table_z + CLEAR),
+                lambda env: outward(arm, grasp_point(env), table_z + CLEAR),
                 OPEN,
                 yaw=hammer_yaw,
                 tol=0.04,
             ),
             Phase(
-                "above", lambda _e: over(grasp_point(_e), table_z + CLEAR), OPEN, yaw=hammer_yaw, tol=0.012
+                "above", lambda env: over(grasp_point(env), table_z + CLEAR), OPEN, yaw=hammer_yaw, tol=0.012
             ),
             Phase("descend", grasp_point, OPEN, yaw=hammer_yaw, tol=0.007, speed=0.6, stall_ends=True),
             Phase("grasp", grasp_point, CLOSE, min_steps=10, max_steps=10, tol=1.0),
@@ -251,7 +262,7 @@ class TwoArmTransportExpert:
                 lift_point,
                 CLOSE,
                 tol=0.03,
-                verify=lambda _e: centre()[2] > table_z + 0.12 and self._holds_hammer(arm, _e),
+                verify=lambda env: centre()[2] > table_z + 0.12 and self._holds_hammer(arm, env),
                 retry_from="above",
             ),
             Phase(
@@ -260,7 +271,9 @@ class TwoArmTransportExpert:
                 CLOSE,
                 yaw=offer_yaw,
                 max_steps=200,
-                done=lambda _e: np.linalg.norm(offer(_e) - arm.sim.eef_pos()) < 0.01 and offer_yaw.settled(),
+                done=lambda env: (
+                    np.linalg.norm(offer(env) - arm.sim.eef_pos()) < 0.01 and offer_yaw.settled()
+                ),
             ),
             Phase(
                 "hold",
@@ -270,12 +283,12 @@ class TwoArmTransportExpert:
                 tol=1.0,
                 max_steps=300,
                 # let go only once robot1's fingers hold the handle
-                done=lambda _e: other.phase == "wait_release" and self._holds_hammer(other, _e),
+                done=lambda env: other.phase == "wait_release" and self._holds_hammer(other, env),
             ),
             Phase("give", offer, OPEN, min_steps=8, max_steps=8, tol=1.0),
             # straight up first: open fingers backing along the handle would drag the hammer out of robot1's hand
             Phase("clear", clear, OPEN, tol=0.02, max_steps=40),
-            Phase("back", lambda _e: np.array([0.0, -0.3, HANDOVER_Z + 0.05]), OPEN, max_steps=400),
+            Phase("back", lambda _env: np.array([0.0, -0.3, HANDOVER_Z + 0.05]), OPEN, max_steps=400),
         ]
 
     # -- robot1: trash, take the hammer, place it ------------------------------------------------------
@@ -289,7 +302,7 @@ class TwoArmTransportExpert:
         trash_drop = np.array([*transport.trash_bin_pos[:2], table_z + 0.2]) + np.array(
             [*arm.jitter(0.03, 2), 0.0]
         )
-        trash_drop[1] -= 0.05
+        trash_drop[1] += TRASH_DROP_OUT * np.sign(trash_drop[1] - base_of(arm)[1])  # away from robot1's base
         target = np.array(transport.target_bin_pos)
         place = np.array([target[0], target[1], table_z + 0.1])
         carry_z = table_z + 0.3
@@ -297,9 +310,9 @@ class TwoArmTransportExpert:
         def trash():
             return arm.sim.body_pos(trash_id)
 
-        trash_yaw = arm.once(lambda _e: arm.grasp_yaw(yaw_of(arm.sim.body_mat(trash_id)), np.pi / 2))
+        trash_yaw = arm.once(lambda _env: arm.grasp_yaw(yaw_of(arm.sim.body_mat(trash_id)), np.pi / 2))
         # up and out from where the hand closed (straight up, the hand drifts towards the base and folds the elbow)
-        trash_lift = arm.once(lambda _e: outward(arm, arm.sim.eef_pos(), carry_z))
+        trash_lift = arm.once(lambda _env: outward(arm, arm.sim.eef_pos(), carry_z))
         other = self.arms[0]
 
         def take_turn(_env) -> float:
@@ -318,46 +331,48 @@ class TwoArmTransportExpert:
             return centre() + along * axis() + up(-0.005)
 
         # holding on, the hand stays where it closed: chasing the handle as robot0 lets go would pull it along
-        still = arm.once(lambda _e: arm.sim.eef_pos())
+        still = arm.once(lambda _env: arm.sim.eef_pos())
 
         def hammer_offered(_env) -> bool:
             return other.phase == "hold"
 
         return [
-            Phase("trash_above", lambda _e: over(trash(), table_z + CLEAR), OPEN, yaw=trash_yaw, tol=0.012),
+            Phase("trash_above", lambda _env: over(trash(), table_z + CLEAR), OPEN, yaw=trash_yaw, tol=0.012),
             Phase(
                 "trash_descend",
-                lambda _e: trash() + up(-0.005),
+                lambda _env: trash() + up(-0.005),
                 OPEN,
                 yaw=trash_yaw,
                 tol=0.006,
                 speed=0.6,
                 stall_ends=True,
             ),
-            Phase("trash_grasp", lambda _e: trash() + up(-0.005), CLOSE, min_steps=10, max_steps=10, tol=1.0),
+            Phase(
+                "trash_grasp", lambda _env: trash() + up(-0.005), CLOSE, min_steps=10, max_steps=10, tol=1.0
+            ),
             Phase(
                 "trash_lift",
                 trash_lift,
                 CLOSE,
                 tol=0.03,
                 speed=0.6,
-                verify=lambda _e: trash()[2] > table_z + 0.1,
+                verify=lambda _env: trash()[2] > table_z + 0.1,
                 retry_from="trash_above",
             ),
-            Phase("trash_carry", lambda _e: outward(arm, trash_drop, carry_z), CLOSE, tol=0.03),
-            Phase("trash_lower", lambda _e: trash_drop, CLOSE, tol=0.02, stall_ends=True),
-            Phase("trash_release", lambda _e: trash_drop, OPEN, min_steps=8, max_steps=8, tol=1.0),
+            Phase("trash_carry", lambda _env: outward(arm, trash_drop, carry_z), CLOSE, tol=0.03),
+            Phase("trash_lower", lambda _env: trash_drop, CLOSE, tol=0.02, stall_ends=True),
+            Phase("trash_release", lambda _env: trash_drop, OPEN, min_steps=8, max_steps=8, tol=1.0),
             # out towards the gap before swinging across to wait (the straight way draws the hand towards the base)
-            Phase("trash_leave", lambda _e: outward(arm, trash_drop, carry_z, reach=0.6), OPEN, tol=0.05),
+            Phase("trash_leave", lambda _env: outward(arm, trash_drop, carry_z, reach=0.6), OPEN, tol=0.05),
             Phase(
                 "wait",
-                lambda _e: np.array([0.0, 0.15, HANDOVER_Z + 0.08]),
+                lambda _env: np.array([0.0, 0.15, HANDOVER_Z + 0.08]),
                 OPEN,
                 tol=1.0,
                 max_steps=500,
                 done=hammer_offered,
             ),
-            Phase("take_above", lambda _e: take_point(_e) + up(0.06), OPEN, yaw=take_yaw, tol=0.01),
+            Phase("take_above", lambda env: take_point(env) + up(0.06), OPEN, yaw=take_yaw, tol=0.01),
             Phase("take_descend", take_point, OPEN, yaw=take_yaw, tol=0.006, speed=0.5, stall_ends=True),
             Phase(
                 "take",
@@ -366,7 +381,7 @@ class TwoArmTransportExpert:
                 min_steps=12,
                 max_steps=12,
                 tol=1.0,
-                verify=lambda _e: self._holds_hammer(arm, _e),
+                verify=lambda env: self._holds_hammer(arm, env),
                 retry_from="take_above",
             ),
             Phase(
@@ -375,12 +390,12 @@ class TwoArmTransportExpert:
                 CLOSE,
                 tol=1.0,
                 max_steps=150,
-                done=lambda _e: other.phase == "back",
+                done=lambda _env: other.phase == "back",
             ),
             # back towards robot1's base first: the hand-over pose is near the edge of its reach
-            Phase("pull", lambda _e: np.array([0.0, 0.3, HANDOVER_Z]), CLOSE, tol=0.04),
-            Phase("carry", lambda _e: np.array([*place[:2], carry_z]), CLOSE, tol=0.03),
-            Phase("lower", lambda _e: place, CLOSE, tol=0.015, speed=0.6, stall_ends=True),
-            Phase("release", lambda _e: arm.sim.eef_pos(), OPEN, min_steps=8, max_steps=8, tol=1.0),
-            Phase("retreat", lambda _e: place + up(0.15), OPEN, max_steps=400),
+            Phase("pull", lambda _env: np.array([0.0, 0.3, HANDOVER_Z]), CLOSE, tol=0.04),
+            Phase("carry", lambda _env: np.array([*place[:2], carry_z]), CLOSE, tol=0.03),
+            Phase("lower", lambda _env: place, CLOSE, tol=0.015, speed=0.6, stall_ends=True),
+            Phase("release", lambda _env: arm.sim.eef_pos(), OPEN, min_steps=8, max_steps=8, tol=1.0),
+            Phase("retreat", lambda _env: place + up(0.15), OPEN, max_steps=400),
         ]

@@ -57,6 +57,22 @@ def test_two_arm_expert_acts_for_both_robots():
     assert np.abs(np.diff(actions[:, [0, 1, 2, 7, 8, 9]], axis=0)).max() <= 0.15 + 1e-6  # rate-limited
 
 
+def test_transport_travel_points_keep_their_distance_from_the_base():
+    from manip.sim.experts.transport import TRAVEL_REACH, base_of, outward
+
+    env, expert = make_env("TwoArmTransport"), make_expert("TwoArmTransport")
+    env.reset(seed=3)
+    expert.reset(env, 3)
+    for arm in expert.arms:
+        base = base_of(arm)
+        near, far = base + np.array([0.12, -0.09, 0.3]), base + np.array([0.6, 0.2, 0.1])
+        pushed = outward(arm, near, z=1.2)
+        assert pushed[2] == 1.2 and np.isclose(np.linalg.norm((pushed - base)[:2]), TRAVEL_REACH)
+        assert np.allclose((pushed - base)[:2] / TRAVEL_REACH, [0.8, -0.6])  # same heading, pushed out
+        assert np.allclose(outward(arm, far, z=1.2), [far[0], far[1], 1.2])  # already far enough: kept
+        assert np.isclose(np.linalg.norm((outward(arm, base, z=1.0) - base)[:2]), TRAVEL_REACH)
+
+
 def test_expert_is_smooth_and_varies_across_seeds(lift_env):
     expert = make_expert("Lift")
     runs = {}
