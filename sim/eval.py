@@ -298,9 +298,11 @@ def evaluate(
         )
         for i in range(episodes)
     ]  # fmt: skip
+    provenance = code_provenance()  # the code as the run starts (the tree may change while it runs)
     started = time.perf_counter()
     if workers == 1 and not os.environ.get(CRASH_ENV):
-        records = [_safe_episode(job) for job in progress(jobs, desc="eval", quiet=quiet, unit="ep")]
+        ticks = progress(jobs, desc="eval", total=len(jobs), quiet=quiet, unit="ep")
+        records = [_safe_episode(job) for job in ticks]
     else:
         records = _run_parallel(jobs, min(workers, episodes), quiet)
     wall = time.perf_counter() - started
@@ -316,7 +318,7 @@ def evaluate(
         "errors": sum("error" in r for r in records),
         "workers": workers,
         "wall_s": round(wall, 3),
-        **code_provenance(),
+        **provenance,
         "checkpoint_id": None if source.kind == "expert" else next(iter(sorted(served_ids)), None),
     }
     if action_steps is not None:

@@ -272,6 +272,7 @@ def evaluate_ros(
         "episode_timeout_s": episode_timeout_s(steps, spec.control_rate),
         "start_timeout_s": start_timeout_s,
     }
+    provenance = code_provenance()  # the code as the run starts
     started = time.perf_counter()
     server = None
     checkpoint_id = None
@@ -317,7 +318,7 @@ def evaluate_ros(
         source=source.label(),
         errors=sum("error" in r for r in records),
         wall_s=round(wall, 3),
-        **code_provenance(),
+        **provenance,
         checkpoint_id=checkpoint_id,
         ros=ros_block(records, spec.control_rate, source.kind, policy.get("executor_mode"), sim_clock),
     )
