@@ -85,8 +85,8 @@ class PackedConv1d(_PackedWeights, nn.Conv1d):
     """``nn.Conv1d`` whose CPU inference is an unrolled input times the packed weights (see the module)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self._packs(x):
-            return super().forward(x)
+        if torch.compiler.is_compiling() or not self._packs(x):  # first: a graph break in _packs would
+            return super().forward(x)  # evaluate it eagerly, and the code after it would be compiled packed
         batch, channels, _ = x.shape
         (kernel,), (stride,), (pad,) = self.kernel_size, self.stride, self.padding
         if kernel == 1 and stride == 1 and pad == 0:
@@ -108,7 +108,7 @@ class PackedConvTranspose1d(_PackedWeights, nn.ConvTranspose1d):
         return self.output_padding == (0,) and super()._packs(x)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if output_size is not None or not self._packs(x):
+        if output_size is not None or torch.compiler.is_compiling() or not self._packs(x):
             return super().forward(x, output_size)
         batch, channels, length = x.shape
         (kernel,), (stride,), (pad,) = self.kernel_size, self.stride, self.padding

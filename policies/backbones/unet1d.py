@@ -152,9 +152,9 @@ class UNet1D(Backbone):
         in CPU inference the result is kept per time value (up to :data:`TIME_FILM_CACHE` of them) until the
         weights change."""
         if (
-            time.device.type != "cpu"
+            torch.compiler.is_compiling()
+            or time.device.type != "cpu"
             or torch.is_grad_enabled()
-            or torch.compiler.is_compiling()
             or self.time_embed[1].weight.is_inference()  # no version counter to tell a change of weights
         ):
             features = nn.functional.mish(self.time_features(time, time2))
