@@ -157,7 +157,10 @@ def _with_selection(source, args: argparse.Namespace):
             "--candidates/--selector: the checkpoint samples in streaming mode, which draws one chunk"
         )
     if sampling.candidates < 2:
-        raise ManipError("--selector picks among candidates: pass --candidates N with N >= 2")
+        raise ManipError(
+            f"--candidates/--selector: selection needs N >= 2 candidates (the checkpoint would draw {sampling.candidates}); "
+            "pass --candidates N with N >= 2"
+        )
     has_critic = callable(
         getattr(POLICY_TYPES.get(str(policy.get("type", "chunk"))).cls, "noise_values", None)
     )
