@@ -10,7 +10,9 @@ import pytest
 from tests.cli import manip, read_json
 
 TASK = "TwoArmTransport"
-OBS_KEYS = [f"robot{i}_{key}" for i in range(2) for key in ("eef_pos", "eef_quat", "gripper_qpos")] + ["object"]
+OBS_KEYS = [f"robot{i}_{key}" for i in range(2) for key in ("eef_pos", "eef_quat", "gripper_qpos")] + [
+    "object"
+]
 
 
 @pytest.fixture(scope="module")
