@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from manip.data.store import EpisodeStore
+from tests.tiny_train import tiny_train_raw as _tiny_train_raw
 
 OBS_KEYS = ["robot0_eef_pos", "object"]
 
@@ -40,28 +41,3 @@ def tiny_store(tmp_path_factory) -> Path:
 def tiny_train_raw():
     """``tiny_train_raw(store, head, **trainer)``: a complete raw TrainConfig with a tiny UNet."""
     return _tiny_train_raw
-
-
-def _tiny_train_raw(store: Path, head: str = "diffusion", **trainer) -> dict:
-    """A complete raw TrainConfig with a tiny UNet."""
-    return {
-        "task": "Lift",
-        "data": {"path": str(store)},
-        "policy": {
-            "obs_keys": OBS_KEYS,
-            "n_obs_steps": 2,
-            "horizon": 8,
-            "n_action_steps": 4,
-            "encoders": {"lowdim": {"hidden": [32], "out_dim": 16}},
-            "backbone": {"name": "unet1d", "down_dims": [16, 32], "time_embed_dim": 16, "n_groups": 4},
-            "head": {"name": head},
-        },
-        "trainer": {
-            "steps": 6,
-            "batch_size": 8,
-            "warmup_steps": 2,
-            "log_every": 2,
-            "save_every": 3,
-            **trainer,
-        },
-    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cli import manip, read_json
+from tests.tiny_train import tiny_train_raw
 
 
 @pytest.mark.slow
@@ -21,20 +22,7 @@ def test_eval_a_checkpoint(tmp_path):
 
     store = tmp_path / "lift.zarr"
     collect(make_env("Lift"), ScriptedDevice("Lift"), store, episodes=2, quiet=True)
-    raw = {
-        "task": "Lift",
-        "data": {"path": str(store)},
-        "policy": {
-            "obs_keys": ["robot0_eef_pos", "object"],
-            "n_obs_steps": 2,
-            "horizon": 8,
-            "n_action_steps": 4,
-            "encoders": {"lowdim": {"hidden": [32], "out_dim": 16}},
-            "backbone": {"name": "unet1d", "down_dims": [16, 32], "time_embed_dim": 16, "n_groups": 4},
-            "head": {"name": "flow"},
-        },
-        "trainer": {"steps": 1, "batch_size": 4},
-    }
+    raw = tiny_train_raw(store, "flow", steps=1, batch_size=4)
     policy, _dataset = build_policy_and_dataset(validate_config(TrainConfig, raw))
     policy.save_pretrained(tmp_path / "ckpt")
     out = tmp_path / "eval"

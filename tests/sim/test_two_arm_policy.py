@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.cli import manip, read_json
+from tests.tiny_train import tiny_train_raw
 
 TASK = "TwoArmTransport"
 OBS_KEYS = [f"robot{i}_{key}" for i in range(2) for key in ("eef_pos", "eef_quat", "gripper_qpos")] + [
@@ -31,20 +32,9 @@ def transport_checkpoint(tmp_path_factory):
         collect(env, ScriptedDevice(TASK), root / "data.zarr", episodes=2, keep_failures=True, quiet=True)
     finally:
         env.close()
-    raw = {
-        "task": TASK,
-        "data": {"path": str(root / "data.zarr")},
-        "policy": {
-            "obs_keys": OBS_KEYS,
-            "n_obs_steps": 2,
-            "horizon": 8,
-            "n_action_steps": 4,
-            "encoders": {"lowdim": {"hidden": [32], "out_dim": 16}},
-            "backbone": {"name": "unet1d", "down_dims": [16, 32], "time_embed_dim": 16, "n_groups": 4},
-            "head": {"name": "meanflow", "default_steps": 1},
-        },
-        "trainer": {"steps": 2, "batch_size": 4, "save_every": 2, "log_every": 1},
-    }
+    raw = tiny_train_raw(
+        root / "data.zarr", "meanflow", task=TASK, obs_keys=OBS_KEYS, steps=2, batch_size=4, save_every=2
+    )
     checkpoint = run_training(validate_config(TrainConfig, raw), root / "run", quiet=True)
     return root, checkpoint
 
