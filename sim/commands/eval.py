@@ -74,6 +74,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="with --candidates: how the best chunk is picked: auto (default), critic, medoid, density",
     )
+    parser.add_argument(
+        "--sampling-mode",
+        choices=("full", "streaming"),
+        help="how a streaming-head checkpoint samples: streaming (a denoising buffer rolled one tick at a time) or "
+        "full (every tick sampled from noise with the head's steps); evaluates a copy under OUT/checkpoint",
+    )
+    parser.add_argument(
+        "--steps-per-tick",
+        type=int,
+        metavar="N",
+        help="with streaming sampling: network evaluations per control tick",
+    )
     parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
 
 
@@ -86,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
     if args.ros_wall_clock and not args.ros:
         raise ManipError("--ros-wall-clock only applies with --ros")
-    source = _with_selection(source, args)
+    source = _with_sampling(source, args)
     if args.ros:
         from manip.sim.ros_eval import evaluate_ros
 
@@ -124,34 +136,60 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_selection(source, args: argparse.Namespace):
-    """The source to evaluate: with ``--candidates``/``--selector``, a sampling copy of the checkpoint under
-    ``OUT/checkpoint`` (same weights; every setting is checked before anything is written)."""
-    if args.candidates is None and args.selector is None:
+_SAMPLING_FLAGS = (
+    ("candidates", "--candidates", "candidates"),
+    ("selector", "--selector", "selector"),
+    ("sampling_mode", "--sampling-mode", "mode"),
+    ("steps_per_tick", "--steps-per-tick", "steps_per_tick"),
+)
+
+
+def _with_sampling(source, args: argparse.Namespace):
+    """The source to evaluate: with ``--candidates``/``--selector``/``--sampling-mode``/``--steps-per-tick``, a
+    sampling copy of the checkpoint under ``OUT/checkpoint`` (same weights; every setting is checked before
+    anything is written)."""
+    given = {
+        key: (flag, getattr(args, attr))
+        for attr, flag, key in _SAMPLING_FLAGS
+        if getattr(args, attr) is not None
+    }
+    if not given:
         return source
+    selecting = "candidates" in given or "selector" in given
+    flags = "--candidates/--selector" if selecting else "/".join(flag for flag, _ in given.values())
     if source.kind != "checkpoint":
-        raise ManipError(
-            "--candidates/--selector need --checkpoint (a local policy; not --expert or --server)"
-        )
-    if args.candidates is not None and args.candidates < 1:
+        verb = "need" if "/" in flags else "needs"
+        raise ManipError(f"{flags} {verb} --checkpoint (a local policy; not --expert or --server)")
+    if "candidates" in given and args.candidates < 1:
         raise ManipError(f"--candidates {args.candidates}: pass a count of 1 or more")
+    if "steps_per_tick" in given and args.steps_per_tick < 1:
+        raise ManipError(f"--steps-per-tick {args.steps_per_tick}: pass a count of 1 or more")
     from dataclasses import replace
     from pathlib import Path
 
     from manip.policies.checkpoint import read_metadata
-    from manip.policies.config import POLICY_TYPES
     from manip.policies.sampling import SamplingConfig, with_sampling
 
-    settings = {"candidates": args.candidates} if args.candidates is not None else {}
-    if args.selector is not None:
-        settings["selector"] = args.selector
+    settings = {key: value for key, (_flag, value) in given.items()}
     policy = read_metadata(source.path)["policy"]
     try:
         sampling = SamplingConfig(**{**dict(policy.get("sampling") or {}), **settings})
     except ValueError as exc:
-        raise ManipError(
-            f"--candidates/--selector: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
-        ) from None
+        raise ManipError(f"{flags}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    if selecting:
+        _check_selection(sampling, policy)
+    _check_streaming(sampling, policy, given)
+    out = Path(args.out) / "checkpoint"
+    if out.resolve() == Path(source.path).resolve():
+        raise ManipError(f"--out {args.out}: its checkpoint/ is the evaluated checkpoint; pass another --out")
+    copy = with_sampling(source.path, out, **settings)
+    return replace(source, path=str(copy.resolve()))
+
+
+def _check_selection(sampling, policy: dict) -> None:
+    """Refuse chunk-selection settings that cannot run on this checkpoint."""
+    from manip.policies.config import POLICY_TYPES
+
     if sampling.mode == "streaming":
         raise ManipError(
             "--candidates/--selector: the checkpoint samples in streaming mode, which draws one chunk"
@@ -168,11 +206,26 @@ def _with_selection(source, args: argparse.Namespace):
         raise ManipError(
             "--selector critic needs a steered checkpoint (one with a critic): use medoid or density"
         )
-    out = Path(args.out) / "checkpoint"
-    if out.resolve() == Path(source.path).resolve():
-        raise ManipError(f"--out {args.out}: its checkpoint/ is the evaluated checkpoint; pass another --out")
-    copy = with_sampling(source.path, out, **settings)
-    return replace(source, path=str(copy.resolve()))
+
+
+def _check_streaming(sampling, policy: dict, given: dict) -> None:
+    """Refuse streaming settings that cannot run on this checkpoint."""
+    if "steps_per_tick" in given and sampling.mode != "streaming":
+        raise ManipError(
+            "--steps-per-tick applies to streaming sampling: the checkpoint samples in full mode"
+        )
+    if sampling.mode != "streaming" or "mode" not in given:
+        return
+    head = str(dict(policy.get("head") or {}).get("name"))
+    if head != "streaming":
+        raise ManipError(
+            f"--sampling-mode streaming needs a streaming-head checkpoint (this one's head: {head})"
+        )
+    if policy.get("n_action_steps") != 1:
+        raise ManipError(
+            "--sampling-mode streaming executes one action per tick: the checkpoint has n_action_steps "
+            f"{policy.get('n_action_steps')}"
+        )
 
 
 VERB = Verb(

@@ -84,9 +84,16 @@ def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
         (["--checkpoint", "CKPT", "--candidates", "2000"], "less than or equal to 1024"),
         (["--checkpoint", "CKPT", "--selector", "medoid"], "pass --candidates N with N >= 2"),
         (["--checkpoint", "CKPT", "--candidates", "4", "--selector", "critic"], "needs a steered checkpoint"),
+        (["--server", "ws://127.0.0.1:1", "--sampling-mode", "full"], "--sampling-mode needs --checkpoint"),
+        (
+            ["--checkpoint", "CKPT", "--sampling-mode", "streaming"],
+            "needs a streaming-head checkpoint (this one's head: flow)",
+        ),
+        (["--checkpoint", "CKPT", "--steps-per-tick", "2"], "--steps-per-tick applies to streaming sampling"),
+        (["--checkpoint", "CKPT", "--steps-per-tick", "0"], "--steps-per-tick 0: pass a count of 1 or more"),
     ],
 )
-def test_eval_selection_flags_refuse_bad_input_in_one_line(tmp_path, flags, message):
+def test_eval_sampling_flags_refuse_bad_input_in_one_line(tmp_path, flags, message):
     from tests.sim.tiny_checkpoint import lift_checkpoint
 
     base = lift_checkpoint(tmp_path / "base")
@@ -96,3 +103,26 @@ def test_eval_selection_flags_refuse_bad_input_in_one_line(tmp_path, flags, mess
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "eval").exists()  # nothing written for refused input
+
+
+def test_eval_switches_a_streaming_checkpoint_between_streaming_and_full_sampling(tmp_path):
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    base = lift_checkpoint(
+        tmp_path / "base",
+        n_obs_steps=2,
+        n_action_steps=1,
+        head={"name": "streaming", "default_steps": 2, "front": 1},
+        sampling={"mode": "streaming"},
+    )
+    common = ["--checkpoint", str(base), "--task", "Lift", "--episodes", "1", "--horizon", "3"]
+    for flags, expected in (
+        (["--sampling-mode", "full"], ("full", 1)),
+        (["--steps-per-tick", "2"], ("streaming", 2)),
+    ):
+        out = tmp_path / flags[0].strip("-")
+        result = manip("eval", *common, *flags, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert read_json(out / "results.json")["per_episode"][0]["steps"] == 3
+        sampling = read_json(out / "checkpoint" / "config.json")["policy"]["sampling"]
+        assert (sampling["mode"], sampling["steps_per_tick"]) == expected

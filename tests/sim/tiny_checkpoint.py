@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def lift_checkpoint(path: str | Path, seed: int = 0) -> Path:
-    """Save an untrained flow policy for Lift's low-dim observations at ``path``; ``seed`` picks its weights."""
+def lift_checkpoint(path: str | Path, seed: int = 0, **policy) -> Path:
+    """Save an untrained flow policy for Lift's low-dim observations at ``path``; ``seed`` picks its weights,
+    ``policy`` overrides policy-config keys (e.g. another ``head``)."""
     import numpy as np
     import torch
 
@@ -26,6 +27,7 @@ def lift_checkpoint(path: str | Path, seed: int = 0) -> Path:
             "n_action_steps": 4,
             "backbone": {"name": "unet1d", "down_dims": [16, 32], "time_embed_dim": 16},
             "head": {"name": "flow", "default_steps": 1},
+            **policy,
         }
     )
     normalizer = Normalizer.fit([data], dict.fromkeys(data, "minmax"))
