@@ -276,17 +276,9 @@ def evaluate(
     ``jitter_ms``) delays every chunk in simulated time: the robot holds (``receding``) or keeps executing the
     previous chunk (``ensemble``, ``async``, ``rtc``) until it arrives.
     """
-    from manip.sim.tasks import get_task
-
-    get_task(task)
-    if episodes < 1:
-        raise ManipError(f"--episodes must be >= 1, got {episodes}")
-    executor = executor_overrides(action_steps, executor_mode, ensemble_every)
-    if workers < 1:
-        raise ManipError(f"--workers must be >= 1, got {workers}")
-    for option, value in (("--delay-ms", delay_ms), ("--jitter-ms", jitter_ms)):
-        if not value >= 0:
-            raise ManipError(f"{option} must be >= 0, got {value}")
+    executor = check_eval_options(
+        task, episodes, workers, action_steps, executor_mode, ensemble_every, delay_ms, jitter_ms
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if video:
@@ -352,6 +344,31 @@ def write_results(out: str | Path, results: dict, latencies_ms: list[float] | No
 
     (Path(out) / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_report(out, results, latencies_ms)
+
+
+def check_eval_options(
+    task: str,
+    episodes: int,
+    workers: int = 1,
+    action_steps: int | None = None,
+    executor_mode: str | None = None,
+    ensemble_every: int | None = None,
+    delay_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+) -> dict[str, object]:
+    """Check :func:`evaluate`'s options (one-line errors naming the option); returns the executor overrides."""
+    from manip.sim.tasks import get_task
+
+    get_task(task)
+    if episodes < 1:
+        raise ManipError(f"--episodes must be >= 1, got {episodes}")
+    executor = executor_overrides(action_steps, executor_mode, ensemble_every)
+    if workers < 1:
+        raise ManipError(f"--workers must be >= 1, got {workers}")
+    for option, value in (("--delay-ms", delay_ms), ("--jitter-ms", jitter_ms)):
+        if not value >= 0:
+            raise ManipError(f"{option} must be >= 0, got {value}")
+    return executor
 
 
 def executor_overrides(

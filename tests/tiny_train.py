@@ -19,7 +19,7 @@ def tiny_train_raw(
         "task": task,
         "data": {"path": str(store)},
         "policy": {
-            "obs_keys": obs_keys or ["robot0_eef_pos", "object"],
+            "obs_keys": ["robot0_eef_pos", "object"] if obs_keys is None else obs_keys,
             "n_obs_steps": 2,
             "horizon": 8,
             "n_action_steps": 4,

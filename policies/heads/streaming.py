@@ -139,21 +139,34 @@ class StreamingHead(GenerativeHead):
         return x, estimate
 
 
+def streaming_problem(head_name, n_action_steps, front, n_obs_steps) -> str | None:
+    """Why a policy with these settings cannot sample in streaming mode, or None when it can (checked by
+    :func:`stream_tick` and, before anything runs, by ``manip eval --sampling-mode``)."""
+    if head_name != "streaming":
+        return "policy.sampling.mode 'streaming' needs policy.head.name 'streaming'"
+    if n_action_steps != 1:
+        return (
+            "policy.sampling.mode 'streaming' executes one action per tick: set policy.n_action_steps 1 "
+            f"(it is {n_action_steps})"
+        )
+    if front != n_obs_steps - 1:
+        return f"policy.head.front={front} must be n_obs_steps - 1 = {n_obs_steps - 1}"
+    return None
+
+
 def stream_tick(policy, cond: torch.Tensor, steps_per_tick: int, steps=None, generator=None) -> torch.Tensor:
     """One control tick of ``policy``'s stream (kept on the policy between calls; a new batch size or
     ``policy.reset_sampling()`` starts a new one); returns the normalized chunk estimate ``(B, horizon, A)``."""
     head = policy.head
-    if not isinstance(head, StreamingHead):
-        raise ManipError("policy.sampling.mode 'streaming' needs policy.head.name 'streaming'")
-    if policy.n_action_steps != 1:
-        raise ManipError(
-            f"policy.sampling.mode 'streaming' executes one action per tick: set policy.n_action_steps 1 "
-            f"(it is {policy.n_action_steps})"
-        )
-    if head.config.front != policy.n_obs_steps - 1:
-        raise ManipError(
-            f"policy.head.front={head.config.front} must be n_obs_steps - 1 = {policy.n_obs_steps - 1}"
-        )
+    streaming = isinstance(head, StreamingHead)
+    problem = streaming_problem(
+        "streaming" if streaming else None,
+        policy.n_action_steps,
+        head.config.front if streaming else None,
+        policy.n_obs_steps,
+    )
+    if problem:
+        raise ManipError(problem)
     buffer = getattr(policy, "_stream", None)
     backbone = policy.backbone  # not bound: the conditioning carries the levels, which change every step
     if buffer is None or buffer.shape[0] != cond.shape[0]:

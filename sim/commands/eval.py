@@ -93,12 +93,13 @@ def run(args: argparse.Namespace) -> int:
     require_options(args, "task", "episodes", "out")
     import json
 
-    from manip.sim.eval import evaluate, source_spec_from_args, summary_line
+    from manip.sim.commands.eval_sampling import sampling_copy, sampling_settings
+    from manip.sim.eval import check_eval_options, evaluate, source_spec_from_args, summary_line
 
     source = source_spec_from_args(args.checkpoint, args.expert, args.server, args.token_file)
     if args.ros_wall_clock and not args.ros:
         raise ManipError("--ros-wall-clock only applies with --ros")
-    source = _with_sampling(source, args)
+    sampling = sampling_settings(source, args)  # checked; the copy is written once every option is
     if args.ros:
         from manip.sim.ros_eval import evaluate_ros
 
@@ -120,12 +121,19 @@ def run(args: argparse.Namespace) -> int:
                 "time with the checkpoint's action steps, and its delays are real, not injected); drop them or run "
                 "without --ros"
             )
+        check_eval_options(args.task, args.episodes, executor_mode=args.executor)
+        source = sampling_copy(source, args.out, sampling)
         results = evaluate_ros(
             source, args.task, args.episodes, args.out, seed=args.seed, horizon=args.horizon, quiet=args.json,
             executor_mode=args.executor, sim_clock=not args.ros_wall_clock,
         )  # fmt: skip
         print(json.dumps(results) if args.json else summary_line(results, args.out))
         return 0
+    check_eval_options(
+        args.task, args.episodes, args.workers, args.action_steps, args.executor, args.ensemble_every,
+        args.delay_ms, args.jitter_ms,
+    )  # fmt: skip
+    source = sampling_copy(source, args.out, sampling)
     results = evaluate(
         source, args.task, args.episodes, args.out, seed=args.seed, workers=args.workers, video=args.video,
         horizon=args.horizon, quiet=args.json, action_steps=args.action_steps,
@@ -134,98 +142,6 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(json.dumps(results) if args.json else summary_line(results, args.out))
     return 0
-
-
-_SAMPLING_FLAGS = (
-    ("candidates", "--candidates", "candidates"),
-    ("selector", "--selector", "selector"),
-    ("sampling_mode", "--sampling-mode", "mode"),
-    ("steps_per_tick", "--steps-per-tick", "steps_per_tick"),
-)
-
-
-def _with_sampling(source, args: argparse.Namespace):
-    """The source to evaluate: with ``--candidates``/``--selector``/``--sampling-mode``/``--steps-per-tick``, a
-    sampling copy of the checkpoint under ``OUT/checkpoint`` (same weights; every setting is checked before
-    anything is written)."""
-    given = {
-        key: (flag, getattr(args, attr))
-        for attr, flag, key in _SAMPLING_FLAGS
-        if getattr(args, attr) is not None
-    }
-    if not given:
-        return source
-    selecting = "candidates" in given or "selector" in given
-    flags = "--candidates/--selector" if selecting else "/".join(flag for flag, _ in given.values())
-    if source.kind != "checkpoint":
-        verb = "need" if "/" in flags else "needs"
-        raise ManipError(f"{flags} {verb} --checkpoint (a local policy; not --expert or --server)")
-    if "candidates" in given and args.candidates < 1:
-        raise ManipError(f"--candidates {args.candidates}: pass a count of 1 or more")
-    if "steps_per_tick" in given and args.steps_per_tick < 1:
-        raise ManipError(f"--steps-per-tick {args.steps_per_tick}: pass a count of 1 or more")
-    from dataclasses import replace
-    from pathlib import Path
-
-    from manip.policies.checkpoint import read_metadata
-    from manip.policies.sampling import SamplingConfig, with_sampling
-
-    settings = {key: value for key, (_flag, value) in given.items()}
-    policy = read_metadata(source.path)["policy"]
-    try:
-        sampling = SamplingConfig(**{**dict(policy.get("sampling") or {}), **settings})
-    except ValueError as exc:
-        raise ManipError(f"{flags}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-    if selecting:
-        _check_selection(sampling, policy)
-    _check_streaming(sampling, policy, given)
-    out = Path(args.out) / "checkpoint"
-    if out.resolve() == Path(source.path).resolve():
-        raise ManipError(f"--out {args.out}: its checkpoint/ is the evaluated checkpoint; pass another --out")
-    copy = with_sampling(source.path, out, **settings)
-    return replace(source, path=str(copy.resolve()))
-
-
-def _check_selection(sampling, policy: dict) -> None:
-    """Refuse chunk-selection settings that cannot run on this checkpoint."""
-    from manip.policies.config import POLICY_TYPES
-
-    if sampling.mode == "streaming":
-        raise ManipError(
-            "--candidates/--selector: the checkpoint samples in streaming mode, which draws one chunk"
-        )
-    if sampling.candidates < 2:
-        raise ManipError(
-            f"--candidates/--selector: selection needs N >= 2 candidates (the checkpoint would draw {sampling.candidates}); "
-            "pass --candidates N with N >= 2"
-        )
-    has_critic = callable(
-        getattr(POLICY_TYPES.get(str(policy.get("type", "chunk"))).cls, "noise_values", None)
-    )
-    if sampling.selector == "critic" and not has_critic:
-        raise ManipError(
-            "--selector critic needs a steered checkpoint (one with a critic): use medoid or density"
-        )
-
-
-def _check_streaming(sampling, policy: dict, given: dict) -> None:
-    """Refuse streaming settings that cannot run on this checkpoint."""
-    if "steps_per_tick" in given and sampling.mode != "streaming":
-        raise ManipError(
-            "--steps-per-tick applies to streaming sampling: the checkpoint samples in full mode"
-        )
-    if sampling.mode != "streaming" or "mode" not in given:
-        return
-    head = str(dict(policy.get("head") or {}).get("name"))
-    if head != "streaming":
-        raise ManipError(
-            f"--sampling-mode streaming needs a streaming-head checkpoint (this one's head: {head})"
-        )
-    if policy.get("n_action_steps") != 1:
-        raise ManipError(
-            "--sampling-mode streaming executes one action per tick: the checkpoint has n_action_steps "
-            f"{policy.get('n_action_steps')}"
-        )
 
 
 VERB = Verb(

@@ -75,54 +75,85 @@ def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
     assert (copy / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
 
 
+STREAMING = {
+    "n_obs_steps": 2,
+    "n_action_steps": 1,
+    "head": {"name": "streaming", "default_steps": 2, "front": 1},
+    "sampling": {"mode": "streaming"},
+}
+CHECKPOINTS = {
+    "flow": {},
+    "streaming": STREAMING,
+    "streaming_full": {**STREAMING, "sampling": {"mode": "full"}},
+    "streaming_4_actions": {**STREAMING, "n_action_steps": 4, "sampling": {"mode": "full"}},
+    "streaming_front_0": {
+        **STREAMING,
+        "head": {**STREAMING["head"], "front": 0},
+        "sampling": {"mode": "full"},
+    },
+}
+
+
 @pytest.mark.parametrize(
-    ("flags", "message"),
+    ("kind", "flags", "message"),
     [
-        (["--expert", "--candidates", "4"], "--candidates/--selector need --checkpoint"),
-        (["--checkpoint", "CKPT", "--candidates", "0"], "--candidates 0: pass a count of 1 or more"),
-        (["--checkpoint", "CKPT", "--selector", "best"], "selector 'best' is unknown"),
-        (["--checkpoint", "CKPT", "--candidates", "2000"], "less than or equal to 1024"),
-        (["--checkpoint", "CKPT", "--selector", "medoid"], "pass --candidates N with N >= 2"),
-        (["--checkpoint", "CKPT", "--candidates", "4", "--selector", "critic"], "needs a steered checkpoint"),
-        (["--server", "ws://127.0.0.1:1", "--sampling-mode", "full"], "--sampling-mode needs --checkpoint"),
-        (
-            ["--checkpoint", "CKPT", "--sampling-mode", "streaming"],
-            "needs a streaming-head checkpoint (this one's head: flow)",
-        ),
-        (["--checkpoint", "CKPT", "--steps-per-tick", "2"], "--steps-per-tick applies to streaming sampling"),
-        (["--checkpoint", "CKPT", "--steps-per-tick", "0"], "--steps-per-tick 0: pass a count of 1 or more"),
+        ("flow", ["--expert", "--candidates", "4"], "--candidates needs --checkpoint"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "0"], "--candidates 0: pass a count of 1 or more"),
+        ("flow", ["--checkpoint", "CKPT", "--selector", "best"], "selector 'best' is unknown"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "2000"], "less than or equal to 1024"),
+        ("flow", ["--checkpoint", "CKPT", "--selector", "medoid"], "pass --candidates N with N >= 2"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--selector", "critic"], "needs a steered checkpoint"),
+        ("flow", ["--server", "ws://127.0.0.1:1", "--sampling-mode", "full"], "--sampling-mode needs --checkpoint"),
+        ("flow", ["--checkpoint", "CKPT", "--sampling-mode", "full"], "streaming-head checkpoint (this one's head: flow)"),
+        ("flow", ["--checkpoint", "CKPT", "--steps-per-tick", "2"], "add --sampling-mode streaming"),
+        ("flow", ["--checkpoint", "CKPT", "--steps-per-tick", "0"], "--steps-per-tick 0: pass a count of 1 or more"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--workers", "0"], "--workers must be >= 1"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--delay-ms", "-1"], "--delay-ms must be >= 0"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--ros", "--workers", "2"], "cannot be combined with --ros"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--out", "CKPT"], "lies in the evaluated checkpoint"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--out", "OTHER"], "holds other weights"),
+        ("streaming", ["--checkpoint", "CKPT", "--candidates", "4"], "samples in streaming mode, which draws one chunk"),
+        ("streaming", ["--checkpoint", "CKPT", "--sampling-mode", "full", "--steps-per-tick", "2"], "(--sampling-mode full)"),
+        ("streaming", ["--checkpoint", "CKPT", "--action-steps", "4"], "--action-steps 4: the checkpoint samples in streaming"),
+        ("streaming", ["--checkpoint", "CKPT", "--executor", "rtc"], "receding executor only"),
+        ("streaming_full", ["--checkpoint", "CKPT", "--candidates", "4", "--sampling-mode", "streaming"], "--sampling-mode streaming, which draws one chunk"),
+        ("streaming_4_actions", ["--checkpoint", "CKPT", "--sampling-mode", "streaming"], "set policy.n_action_steps 1 (it is 4)"),
+        ("streaming_front_0", ["--checkpoint", "CKPT", "--sampling-mode", "streaming"], "front=0 must be n_obs_steps - 1 = 1"),
     ],
-)
-def test_eval_sampling_flags_refuse_bad_input_in_one_line(tmp_path, flags, message):
+)  # fmt: skip
+def test_eval_sampling_flags_refuse_bad_input_in_one_line(tmp_path, kind, flags, message):
     from tests.sim.tiny_checkpoint import lift_checkpoint
 
-    base = lift_checkpoint(tmp_path / "base")
-    flags = [str(base) if flag == "CKPT" else flag for flag in flags]
-    result = manip("eval", *flags, "--task", "Lift", "--episodes", "1", "--out", str(tmp_path / "eval"))
+    base = lift_checkpoint(tmp_path / "base", **CHECKPOINTS[kind])
+    other = lift_checkpoint(tmp_path / "other" / "checkpoint", seed=1)  # another run's weights
+    names = {"CKPT": str(base), "OTHER": str(other.parent)}
+    flags = [names.get(flag, flag) for flag in flags]
+    out = [] if "--out" in flags else ["--out", str(tmp_path / "eval")]
+    result = manip("eval", *flags, "--task", "Lift", "--episodes", "1", *out)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "eval").exists()  # nothing written for refused input
+    assert not (tmp_path / "eval").exists() and not (base / "checkpoint").exists()  # nothing written
+    assert (other / "model.safetensors").read_bytes() != (base / "model.safetensors").read_bytes()
 
 
 def test_eval_switches_a_streaming_checkpoint_between_streaming_and_full_sampling(tmp_path):
     from tests.sim.tiny_checkpoint import lift_checkpoint
 
-    base = lift_checkpoint(
-        tmp_path / "base",
-        n_obs_steps=2,
-        n_action_steps=1,
-        head={"name": "streaming", "default_steps": 2, "front": 1},
-        sampling={"mode": "streaming"},
-    )
-    common = ["--checkpoint", str(base), "--task", "Lift", "--episodes", "1", "--horizon", "3"]
-    for flags, expected in (
-        (["--sampling-mode", "full"], ("full", 1)),
-        (["--steps-per-tick", "2"], ("streaming", 2)),
+    for kind, flags, expected in (
+        ("streaming", ["--sampling-mode", "full"], ("full", 1)),
+        ("streaming", ["--steps-per-tick", "2"], ("streaming", 2)),
+        ("streaming_full", ["--sampling-mode", "streaming"], ("streaming", 1)),
     ):
-        out = tmp_path / flags[0].strip("-")
-        result = manip("eval", *common, *flags, "--out", str(out))
+        base = lift_checkpoint(tmp_path / kind, **CHECKPOINTS[kind])
+        out = tmp_path / f"{kind}-{flags[0].strip('-')}"
+        result = manip(
+            "eval", "--checkpoint", str(base), "--task", "Lift", "--episodes", "1", "--horizon", "3", *flags,
+            "--out", str(out),
+        )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert read_json(out / "results.json")["per_episode"][0]["steps"] == 3
+        results = read_json(out / "results.json")
+        assert results["source"] == str((out / "checkpoint").resolve())  # the copy ran, not the base
+        assert results["per_episode"][0]["steps"] == 3 and results["errors"] == 0
         sampling = read_json(out / "checkpoint" / "config.json")["policy"]["sampling"]
         assert (sampling["mode"], sampling["steps_per_tick"]) == expected

@@ -39,6 +39,7 @@ def transport_checkpoint(tmp_path_factory):
     return root, checkpoint
 
 
+@pytest.mark.slow
 def test_store_and_checkpoint_carry_both_arms(transport_checkpoint):
     from manip.data.store import EpisodeStore
     from manip.policies.checkpoint import load_policy
@@ -55,6 +56,7 @@ def test_store_and_checkpoint_carry_both_arms(transport_checkpoint):
     assert action_norm.shape == (14,) and np.asarray(action_norm.scale).shape == (14,)  # per dim of both arms
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("through_server", [False, True], ids=["in_process", "served"])
 def test_eval_runs_the_14d_policy(transport_checkpoint, tmp_path, through_server):
     from manip.real.launch import start_server
