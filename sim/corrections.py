@@ -11,8 +11,9 @@ int8: :data:`POLICY` 0, :data:`RECOVERY` 1, :data:`CORRECTION` 2; ``intervention
 2. **recovery** — :class:`Rewind` retraces the end-effector's last ``rewind_steps`` positions backwards (with the
    gripper command the policy gave at each), bringing the arm back toward states the policy had reached before it
    went wrong, which the demonstrations cover.
-3. **correction** — the device drives: the scripted expert re-plans from the current state and runs until it has
-   finished the subtask the policy was failing at (its phase of that name is done), or until success; a person
+3. **correction** — the device drives: the scripted expert re-plans from the current state, starts at the subtask
+   the policy was failing at (or at the latest check before it, e.g. "the nut is in the hand", so a held object is
+   not let go; ``resumed_at`` in the metadata) and runs until it has finished that subtask, or until success; a person
    drives until they let go for ``release_ticks`` ticks. The episode ends after the correction, as in RaC.
 
 Every kept episode's metadata says what happened: ``corrections``, ``intervened``, ``trigger`` (``divergence``,
@@ -204,8 +205,10 @@ def record_correction_episode(
             action = rewind.act(sim)
             if action is None:
                 phase = CORRECTION
-                if not device.human:  # the expert re-plans from here
+                if not device.human:  # the expert re-plans from here, at the subtask the policy failed
                     device.start_episode(env, seed)
+                    if failure_phase is not None and hasattr(device.expert, "resume_at"):
+                        episode.meta["resumed_at"] = device.expert.resume_at(failure_phase)
                     command = device.poll(env, obs)
         if phase == CORRECTION:
             action = np.asarray(command.action, dtype=np.float32)

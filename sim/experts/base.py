@@ -203,6 +203,21 @@ class WaypointExpert:
         world_to_base = self.base.T
         return np.concatenate([world_to_base @ pos, world_to_base @ rot, [phase.gripper]]).astype(np.float32)
 
+    def resume_at(self, name: str) -> str:
+        """Run the plan from phase ``name`` on instead of from its first phase (a correction takes over there),
+        or from the latest phase before it that checks the state the later ones rely on (``verify``, e.g. "the
+        object is in the hand"): a failed check sends the plan back as usual. An unknown name keeps the current
+        phase. Returns the phase the plan now runs."""
+        names = [phase.name for phase in self.phases]
+        if name in names:
+            index = names.index(name)
+            checked = [i for i in range(index + 1) if self.phases[i].verify is not None]
+            self.index = checked[-1] if checked else index
+            self.phase_steps = 0
+            self.integral = np.zeros(3)
+            self.eef_history = []
+        return self.phase
+
     @property
     def phase(self) -> str:
         """Name of the phase being run."""

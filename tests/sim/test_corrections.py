@@ -88,6 +88,9 @@ def test_rewind_moves_the_arm_back_and_flags_every_phase(tmp_path, drifting_chec
     np.testing.assert_array_equal(flags, phase != POLICY)
     meta = store.episode_meta(0)
     assert meta["intervened"] and meta["trigger"] == "stall" and meta["corrections"]
+    assert (
+        meta["resumed_at"] == meta["failure_phase"]
+    )  # Lift's first phases check nothing: resumed right there
     assert meta["recovery_steps"] == int((phase == RECOVERY).sum()) > 0
     assert meta["correction_steps"] == int((phase == CORRECTION).sum()) > 0
     # the recovery brought the arm back toward where it was 20 policy ticks before the intervention
@@ -185,3 +188,42 @@ def test_corrected_only_keeps_interventions_not_uncorrected_successes():
             for only in (False, True)
         )
         assert decisions == expected, (success, intervened)
+
+
+def test_a_correction_resumes_at_the_failed_subtask_or_the_check_before_it():
+    """A correction that re-planned from the first phase would open the hand mid-carry and drop the nut; it
+    resumes at the failed phase, or at the lift (which verifies the nut is in the hand) for the phases after it."""
+    from manip.sim.devices.scripted import ScriptedDevice
+    from manip.sim.env import make_env
+
+    env = make_env("NutAssemblySquare")
+    try:
+        env.reset(seed=0)
+        expert = ScriptedDevice("NutAssemblySquare").expert
+        expert.reset(env, 0)
+        names = [phase.name for phase in expert.phases]
+        resumed = {}
+        for name in ("descend", "lift", "carry", "lower", "no-such-phase"):
+            expert.reset(env, 0)
+            resumed[name] = expert.resume_at(name)
+        assert resumed == {
+            "descend": "descend",
+            "lift": "lift",
+            "carry": "lift",
+            "lower": "lift",
+            "no-such-phase": names[0],
+        }
+        expert.reset(env, 0)  # the expert itself grasps and lifts the nut, as a policy would before failing
+        for _ in range(400):
+            if expert.phase == "carry":
+                break
+            env.step(expert.act(env))
+        assert expert.phase == "carry"
+        expert.reset(env, 0)  # the correction re-plans from here
+        assert expert.resume_at("carry") == "lift"
+        closed = [expert.act(env)[6] for _ in range(3)]
+        assert expert.phase == "carry" and closed == [1.0] * 3  # the lift's check passes; the nut stays held
+        expert.reset(env, 0)
+        assert expert.act(env)[6] == -1.0  # re-planned from the first phase, the hand would open
+    finally:
+        env.close()
