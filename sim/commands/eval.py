@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 "time with the checkpoint's action steps, and its delays are real, not injected); drop them or run "
                 "without --ros"
             )
-        check_eval_options(args.task, args.episodes, executor_mode=args.executor)
+        check_eval_options(args.task, args.episodes)  # evaluate_ros checks the executors the node runs
         source = sampling_copy(source, args.out, sampling)
         results = evaluate_ros(
             source, args.task, args.episodes, args.out, seed=args.seed, horizon=args.horizon, quiet=args.json,
