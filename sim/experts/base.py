@@ -212,10 +212,7 @@ class WaypointExpert:
         if name in names:
             index = names.index(name)
             checked = [i for i in range(index + 1) if self.phases[i].verify is not None]
-            self.index = checked[-1] if checked else index
-            self.phase_steps = 0
-            self.integral = np.zeros(3)
-            self.eef_history = []
+            self._enter(checked[-1] if checked else index)
         return self.phase
 
     @property
@@ -286,6 +283,14 @@ class WaypointExpert:
         self.retries += 1
         return next(i for i, p in enumerate(self.phases) if p.name == phase.retry_from)
 
+    def _enter(self, index: int) -> None:
+        """Start phase ``index``: its step count, integral term (unless it keeps it) and stall history anew."""
+        self.index = index
+        self.phase_steps = 0
+        if not self.phases[index].keep_integral:
+            self.integral = np.zeros(3)
+        self.eef_history = []
+
     def _current_phase(self, env) -> Phase:
         while self.index < len(self.phases) - 1:
             phase = self.phases[self.index]
@@ -293,11 +298,7 @@ class WaypointExpert:
             ended = phase.done(env) if phase.done is not None else reached
             ended = ended or (phase.stall_ends and self._stalled())
             if (ended and self.phase_steps >= phase.min_steps) or self.phase_steps >= phase.max_steps:
-                self.index = self._next_index(env, phase)
-                self.phase_steps = 0
-                if not self.phases[self.index].keep_integral:
-                    self.integral = np.zeros(3)
-                self.eef_history = []
+                self._enter(self._next_index(env, phase))
                 continue
             break
         return self.phases[self.index]
