@@ -3,13 +3,13 @@
 The learner holds the :class:`~manip.policies.steering.policy.SteeredPolicy` (the frozen base + actor + critics) and
 answers the chunk requests of ``workers`` simulation processes (:mod:`manip.sim.steer.workers`) in one batched
 pass per round. Each answered request closes the transition of that worker's previous request (its features,
-noise and chunk, the reward earned since, the new features, and whether the episode ended in success); gradient
-steps follow at ``updates_per_transition``. The first ``learning_starts`` chunks use standard normal noise (the
+noise and chunk, the reward earned since, the new features, and whether the episode ended in success); the
+gradient steps due at ``updates_per_transition`` run after the round's chunks are sent, while the workers simulate. The first ``learning_starts`` chunks use standard normal noise (the
 base policy's own distribution, clipped to the bound).
 
 Writes ``OUT/checkpoint/`` (the steered policy: load it with ``manip.policies.load_policy``, evaluate it with
 ``manip eval --checkpoint``), ``OUT/checkpoints/steps_N/`` every ``save_every`` env steps, and ``OUT/steer.json``
-(settings, per-episode outcomes in order, losses).
+(settings, per-episode outcomes in order, losses; rewritten at every save, ``finished`` once the run is done).
 """
 
 from __future__ import annotations
@@ -165,6 +165,30 @@ def steer(
     env_steps, next_seed, next_save = 0, settings.seed, settings.save_every or None
     started = time.perf_counter()
     show = progress_enabled(quiet)
+
+    def write_report(checkpoint_dir: Path, finished: bool) -> dict:
+        """Save the policy to ``checkpoint_dir`` and write ``steer.json`` (also part-way, at every save)."""
+        policy.save_pretrained(checkpoint_dir)
+        report = {
+            "task": task,
+            "finished": finished,
+            "base_checkpoint": checkpoint_id(checkpoint),
+            "checkpoint": str(checkpoint_dir),
+            "checkpoint_id": checkpoint_id(checkpoint_dir),
+            "env_steps": env_steps,
+            "episodes": len(episodes),
+            "successes": sum(e["success"] for e in episodes),
+            "per_episode": episodes,
+            "transitions": learner.replay.size,
+            "updates": learner.updates,
+            "last_losses": learner.last_metrics,
+            "wall_s": round(time.perf_counter() - started, 3),
+            "settings": {**asdict(settings), "sac": sac_config.model_dump(mode="json")},
+            **code_provenance(),
+        }
+        (out / "steer.json").write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
     pool = EnvPool(task, metadata, settings.workers, settings.horizon)
     try:
         previous: list = [None] * len(pool)
@@ -187,16 +211,18 @@ def steer(
                     )
                 if ended:
                     episodes.append(
-                        {"worker": worker, "success": bool(message["success"]), "env_steps": env_steps}
+                        {
+                            "worker": worker,
+                            "success": bool(message["success"]),
+                            "env_steps": env_steps,
+                            "updates": learner.updates,
+                        }
                     )
                     previous[worker] = None
                 else:
                     asking.append(worker)
-            learner.train()
-            if next_save is not None and env_steps >= next_save:
-                policy.save_pretrained(out / "checkpoints" / f"steps_{env_steps}")
-                next_save += settings.save_every
             if env_steps >= settings.env_steps:
+                learner.train()
                 break
             for worker, message in enumerate(messages):
                 if message["type"] == "end":
@@ -207,6 +233,10 @@ def steer(
                 for row, worker in enumerate(asking):
                     previous[worker] = (states[worker], noise[row], chunks[row])
                     pool.send(worker, {"type": "chunk", "chunk": actions[row]})
+            learner.train()  # while the workers run the chunks just sent
+            if next_save is not None and env_steps >= next_save:
+                write_report(out / "checkpoints" / f"steps_{env_steps}", finished=False)
+                next_save += settings.save_every
             if show:
                 done = sum(e["success"] for e in episodes[-20:])
                 print(
@@ -219,23 +249,4 @@ def steer(
         if show:
             print()
     policy.eval()
-    checkpoint_dir = out / "checkpoint"
-    policy.save_pretrained(checkpoint_dir)
-    report = {
-        "task": task,
-        "base_checkpoint": checkpoint_id(checkpoint),
-        "checkpoint": str(checkpoint_dir),
-        "checkpoint_id": checkpoint_id(checkpoint_dir),
-        "env_steps": env_steps,
-        "episodes": len(episodes),
-        "successes": sum(e["success"] for e in episodes),
-        "per_episode": episodes,
-        "transitions": learner.replay.size,
-        "updates": learner.updates,
-        "last_losses": learner.last_metrics,
-        "wall_s": round(time.perf_counter() - started, 3),
-        "settings": {**asdict(settings), "sac": sac_config.model_dump(mode="json")},
-        **code_provenance(),
-    }
-    (out / "steer.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return write_report(out / "checkpoint", finished=True)

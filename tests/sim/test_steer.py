@@ -26,11 +26,14 @@ def test_steer_learns_from_a_few_env_steps_and_writes_a_loadable_checkpoint(tmp_
     result = manip(
         "steer", "--checkpoint", str(base_checkpoint), "--task", "Lift", "--env-steps", "96", "--horizon", "24",
         "--out", str(out), "--workers", "2", "--batch-size", "8", "--learning-starts", "4", "--hidden", "32",
-        "--variant", "na", "--quiet",
+        "--variant", "na", "--save-every", "48", "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "steer.json").read_text())
     assert report["env_steps"] >= 96 and report["episodes"] >= 2 and report["updates"] > 0
+    assert report["finished"] and report["per_episode"][-1]["updates"] <= report["updates"]
+    saved = sorted((out / "checkpoints").iterdir())  # part-way saves, each a loadable checkpoint
+    assert saved and all((s / "model.safetensors").is_file() and (s / "config.json").is_file() for s in saved)
     assert {e["worker"] for e in report["per_episode"]} == {0, 1}  # both workers ran episodes
     policy = load_policy(out / "checkpoint")
     base = load_policy(base_checkpoint)
