@@ -38,6 +38,11 @@ class SACConfig(StrictConfig):
     learning_starts: int = Field(64, ge=0)
     """Transitions gathered with random noise ``N(0, I)`` (clipped to the bound) before the actor acts."""
     replay_size: int = Field(200_000, ge=1)
+    entropy_backup: bool = False
+    """Add the next state's entropy bonus to the TD target (soft Q, as in SAC's paper). Off by default: with a sparse
+    success reward of at most 1 and a noise of 100+ dimensions, the backed-up bonus (``-alpha * log_prob`` summed
+    over the discounted future) grows the values to tens and buries the success signal in their TD error; without
+    it the critic learns the discounted success alone and the entropy acts only through the actor's objective."""
 
 
 class ReplayBuffer:
@@ -100,14 +105,19 @@ class NoiseSAC:
         with torch.no_grad():
             return self.policy.chunks_from_noise(state, noise).flatten(1)
 
+    @torch.no_grad()
+    def td_targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``r + gamma * (1 - done) * min Q_target(s', a')`` with ``a'`` from the actor at ``s'`` (its noise, or for
+        ``na`` the chunk it maps to), minus ``alpha * log_prob(a')`` inside the bracket with ``entropy_backup``."""
+        next_noise, next_logp = self.policy.actor.sample(batch["next_state"])
+        next_input = self._chunks(batch["next_state"], next_noise) if self.variant == "na" else next_noise
+        next_q = self.td_target(batch["next_state"], next_input).min(dim=-1).values
+        if self.config.entropy_backup:
+            next_q = next_q - self.alpha * next_logp
+        return batch["reward"] + self.config.gamma * (1 - batch["done"]) * next_q
+
     def _td_step(self, batch: dict[str, torch.Tensor], optimizer) -> float:
-        with torch.no_grad():
-            next_noise, next_logp = self.policy.actor.sample(batch["next_state"])
-            next_input = self._chunks(batch["next_state"], next_noise) if self.variant == "na" else next_noise
-            next_q = self.td_target(batch["next_state"], next_input).min(dim=-1).values
-            target = batch["reward"] + self.config.gamma * (1 - batch["done"]) * (
-                next_q - self.alpha * next_logp
-            )
+        target = self.td_targets(batch)
         value_input = batch["chunk"] if self.variant == "na" else batch["noise"]
         q = self.td_critic(batch["state"], value_input)
         loss = F.mse_loss(q, target[:, None].expand_as(q))

@@ -36,6 +36,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="SAC batch size")
     parser.add_argument("--learning-starts", type=int, default=64, help="chunks with random noise first")
     parser.add_argument("--utd", type=float, default=1.0, help="gradient steps per transition")
+    parser.add_argument(
+        "--entropy-backup", action="store_true",
+        help="add the entropy bonus to the TD target (soft Q); off by default (see SACConfig.entropy_backup)",
+    )  # fmt: skip
     parser.add_argument("--save-every", type=int, default=0, help="also save a checkpoint every N env steps")
     parser.add_argument("--device", default="cpu", help="torch device of the learner (cpu, cuda)")
     parser.add_argument(
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         env_steps=args.env_steps, workers=args.workers, variant=args.variant, seed=args.seed,
         horizon=args.horizon, noise_bound=args.noise_bound, hidden=hidden, save_every=args.save_every,
         device=args.device, deploy=args.deploy,
-        sac={"batch_size": args.batch_size, "learning_starts": args.learning_starts, "updates_per_transition": args.utd},
+        sac={"batch_size": args.batch_size, "learning_starts": args.learning_starts, "updates_per_transition": args.utd,
+             "entropy_backup": args.entropy_backup},
     )  # fmt: skip
     report = steer(args.checkpoint, args.task, args.out, settings, quiet=args.quiet)
     print(

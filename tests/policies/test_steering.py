@@ -136,6 +136,29 @@ def test_sac_updates_the_actor_and_critics(base_checkpoint, variant):
     assert ("action_critic" in changed) == (variant == "na")
 
 
+@pytest.mark.parametrize("entropy_backup", [False, True])
+def test_td_target_backs_up_the_entropy_bonus_only_when_asked(base_checkpoint, entropy_backup):
+    from manip.policies.steering.sac import NoiseSAC, SACConfig
+
+    torch.manual_seed(0)
+    policy = steered(base_checkpoint, "sac")
+    sac = NoiseSAC(policy, SACConfig(entropy_backup=entropy_backup, gamma=0.5))
+    state = torch.randn(4, policy.state_dim)
+    batch = {"reward": torch.tensor([0.0, 1.0, 0.0, 1.0]), "done": torch.tensor([0.0, 0.0, 1.0, 1.0]),
+             "next_state": state}  # fmt: skip
+    torch.manual_seed(1)
+    targets = sac.td_targets(batch)
+    torch.manual_seed(1)
+    next_noise, next_logp = policy.actor.sample(state)
+    with torch.no_grad():
+        next_q = sac.td_target(state, next_noise).min(dim=-1).values
+    bonus = -sac.alpha.detach() * next_logp if entropy_backup else torch.zeros(4)
+    expected = batch["reward"] + 0.5 * (1 - batch["done"]) * (next_q + bonus)
+    torch.testing.assert_close(targets, expected)
+    assert torch.equal(targets[2:], batch["reward"][2:])  # a success ends the episode: nothing is backed up
+    assert bool((bonus.abs() > 1e-3).all()) == entropy_backup
+
+
 def test_steering_refuses_a_head_without_a_noise_map(tmp_path, tiny_store, tiny_train_raw):
     from manip.policies.train_config import TrainConfig
     from manip.policies.training import build_policy_and_dataset
