@@ -164,6 +164,7 @@ def steer(
     episodes: list[dict] = []
     env_steps, next_seed, next_save = 0, settings.seed, settings.save_every or None
     started = time.perf_counter()
+    provenance = code_provenance()  # the code the run started with, also in the part-way reports
     show = progress_enabled(quiet)
 
     def write_report(checkpoint_dir: Path, finished: bool) -> dict:
@@ -184,7 +185,7 @@ def steer(
             "last_losses": learner.last_metrics,
             "wall_s": round(time.perf_counter() - started, 3),
             "settings": {**asdict(settings), "sac": sac_config.model_dump(mode="json")},
-            **code_provenance(),
+            **provenance,
         }
         (out / "steer.json").write_text(json.dumps(report, indent=2) + "\n")
         return report
