@@ -46,6 +46,9 @@ class SteeredConfig(StrictConfig):
     through the sampling generator) or the actor's deterministic mode. Early in training the mode sits near the
     noise ``0``, which a one-step head may turn into a poor "average" chunk, so ``sample`` is the default."""
     sampling: SamplingConfig = SamplingConfig()
+    chunk_critic: bool = True
+    """``na``: whether the checkpoint holds the chunk critic. Only training uses it, so ``manip steer`` leaves it out
+    of its final checkpoint (the noise critic, which selection uses, stays)."""
 
 
 @POLICY_TYPES.register("steered", SteeredConfig)
@@ -73,8 +76,15 @@ class SteeredPolicy(Policy):
         self.actor = NoiseActor(self.state_dim, noise_shape, config.hidden, config.noise_bound)
         self.critic = TwinCritic(self.state_dim, noise_dim, config.hidden)
         self.action_critic = (
-            TwinCritic(self.state_dim, noise_dim, config.hidden) if config.variant == "na" else None
+            TwinCritic(self.state_dim, noise_dim, config.hidden)
+            if config.variant == "na" and config.chunk_critic
+            else None
         )
+
+    def drop_chunk_critic(self) -> None:
+        """Leave the training-only chunk critic out of this policy and of the checkpoints it saves from now on."""
+        self.action_critic = None
+        self.config = self.config.model_copy(update={"chunk_critic": False})
 
     # -- the base policy's specs, transform, encoder and head ------------------------------------------
     @property

@@ -250,4 +250,5 @@ def steer(
         if show:
             print()
     policy.eval()
+    policy.drop_chunk_critic()  # training only: the final checkpoint runs without it
     return write_report(out / "checkpoint", finished=True)

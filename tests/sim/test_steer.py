@@ -38,6 +38,8 @@ def test_steer_learns_from_a_few_env_steps_and_writes_a_loadable_checkpoint(tmp_
     policy = load_policy(out / "checkpoint")
     base = load_policy(base_checkpoint)
     assert isinstance(policy, SteeredPolicy) and policy.config.variant == "na"
+    assert policy.action_critic is None and policy.critic is not None  # the chunk critic is training-only
+    assert load_policy(saved[-1]).action_critic is not None  # part-way saves keep it
     rng = np.random.default_rng(0)
     obs = {
         n: rng.normal(size=(1, 2, *policy.obs_spec[n].shape)).astype(np.float32)
