@@ -82,9 +82,11 @@ class SteeredPolicy(Policy):
         )
 
     def drop_chunk_critic(self) -> None:
-        """Leave the training-only chunk critic out of this policy and of the checkpoints it saves from now on."""
-        self.action_critic = None
-        self.config = self.config.model_copy(update={"chunk_critic": False})
+        """``na``: leave the training-only chunk critic out of this policy and of the checkpoints it saves from now
+        on (``sac`` has none: nothing changes)."""
+        if self.action_critic is not None:
+            self.action_critic = None
+            self.config = self.config.model_copy(update={"chunk_critic": False})
 
     # -- the base policy's specs, transform, encoder and head ------------------------------------------
     @property

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from manip.core.config import StrictConfig
+from manip.core.errors import ManipError
 
 
 class SACConfig(StrictConfig):
@@ -92,6 +93,10 @@ class NoiseSAC:
         self.actor_opt = torch.optim.Adam(policy.actor.parameters(), lr=config.lr)
         self.critic_opt = torch.optim.Adam(policy.critic.parameters(), lr=config.lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.lr)
+        if self.variant == "na" and policy.action_critic is None:
+            raise ManipError(
+                "this steered checkpoint was saved without its chunk critic: it runs, but cannot train"
+            )
         td_critic = policy.action_critic if self.variant == "na" else policy.critic
         self.td_critic, self.td_target = td_critic, copy.deepcopy(td_critic).requires_grad_(False)
         if self.variant == "na":

@@ -3,9 +3,10 @@
 The learner holds the :class:`~manip.policies.steering.policy.SteeredPolicy` (the frozen base + actor + critics) and
 answers the chunk requests of ``workers`` simulation processes (:mod:`manip.sim.steer.workers`) in one batched
 pass per round. Each answered request closes the transition of that worker's previous request (its features,
-noise and chunk, the reward earned since, the new features, and whether the episode ended in success); the
-gradient steps due at ``updates_per_transition`` run after the round's chunks are sent, while the workers simulate. The first ``learning_starts`` chunks use standard normal noise (the
-base policy's own distribution, clipped to the bound).
+noise and chunk, the reward earned since, the new features, and whether the episode ended in success). The
+gradient steps due at ``updates_per_transition`` run after the round's chunks are sent, while the workers simulate.
+The first ``learning_starts`` chunks use standard normal noise (the base policy's own distribution, clipped to the
+bound).
 
 Writes ``OUT/checkpoint/`` (the steered policy: load it with ``manip.policies.load_policy``, evaluate it with
 ``manip eval --checkpoint``), ``OUT/checkpoints/steps_N/`` every ``save_every`` env steps, and ``OUT/steer.json``
@@ -15,6 +16,7 @@ Writes ``OUT/checkpoint/`` (the steered policy: load it with ``manip.policies.lo
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -187,7 +189,11 @@ def steer(
             "settings": {**asdict(settings), "sac": sac_config.model_dump(mode="json")},
             **provenance,
         }
-        (out / "steer.json").write_text(json.dumps(report, indent=2) + "\n")
+        partial = (
+            out / "steer.json.partial"
+        )  # replaced in one step: a run stopped mid-write keeps the last report
+        partial.write_text(json.dumps(report, indent=2) + "\n")
+        os.replace(partial, out / "steer.json")
         return report
 
     pool = EnvPool(task, metadata, settings.workers, settings.horizon)
@@ -222,22 +228,23 @@ def steer(
                     previous[worker] = None
                 else:
                     asking.append(worker)
-            if env_steps >= settings.env_steps:
-                learner.train()
-                break
-            for worker, message in enumerate(messages):
-                if message["type"] == "end":
-                    pool.send(worker, {"type": "reset", "seed": next_seed})
-                    next_seed += 1
-            if asking:
-                noise, chunks, actions = learner.act(states[asking])
-                for row, worker in enumerate(asking):
-                    previous[worker] = (states[worker], noise[row], chunks[row])
-                    pool.send(worker, {"type": "chunk", "chunk": actions[row]})
+            last_round = env_steps >= settings.env_steps
+            if not last_round:
+                for worker, message in enumerate(messages):
+                    if message["type"] == "end":
+                        pool.send(worker, {"type": "reset", "seed": next_seed})
+                        next_seed += 1
+                if asking:
+                    noise, chunks, actions = learner.act(states[asking])
+                    for row, worker in enumerate(asking):
+                        previous[worker] = (states[worker], noise[row], chunks[row])
+                        pool.send(worker, {"type": "chunk", "chunk": actions[row]})
             learner.train()  # while the workers run the chunks just sent
             if next_save is not None and env_steps >= next_save:
                 write_report(out / "checkpoints" / f"steps_{env_steps}", finished=False)
-                next_save += settings.save_every
+                next_save += settings.save_every * ((env_steps - next_save) // settings.save_every + 1)
+            if last_round:
+                break
             if show:
                 done = sum(e["success"] for e in episodes[-20:])
                 print(

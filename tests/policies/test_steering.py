@@ -136,12 +136,13 @@ def test_sac_updates_the_actor_and_critics(base_checkpoint, variant):
     assert ("action_critic" in changed) == (variant == "na")
 
 
+@pytest.mark.parametrize("variant", ["sac", "na"])
 @pytest.mark.parametrize("entropy_backup", [False, True])
-def test_td_target_backs_up_the_entropy_bonus_only_when_asked(base_checkpoint, entropy_backup):
+def test_td_target_backs_up_the_entropy_bonus_only_when_asked(base_checkpoint, entropy_backup, variant):
     from manip.policies.steering.sac import NoiseSAC, SACConfig
 
     torch.manual_seed(0)
-    policy = steered(base_checkpoint, "sac")
+    policy = steered(base_checkpoint, variant)
     sac = NoiseSAC(policy, SACConfig(entropy_backup=entropy_backup, gamma=0.5))
     state = torch.randn(4, policy.state_dim)
     batch = {"reward": torch.tensor([0.0, 1.0, 0.0, 1.0]), "done": torch.tensor([0.0, 0.0, 1.0, 1.0]),
@@ -151,12 +152,43 @@ def test_td_target_backs_up_the_entropy_bonus_only_when_asked(base_checkpoint, e
     torch.manual_seed(1)
     next_noise, next_logp = policy.actor.sample(state)
     with torch.no_grad():
-        next_q = sac.td_target(state, next_noise).min(dim=-1).values
+        next_input = policy.chunks_from_noise(state, next_noise).flatten(1) if variant == "na" else next_noise
+        next_q = sac.td_target(state, next_input).min(dim=-1).values
     bonus = -sac.alpha.detach() * next_logp if entropy_backup else torch.zeros(4)
     expected = batch["reward"] + 0.5 * (1 - batch["done"]) * (next_q + bonus)
     torch.testing.assert_close(targets, expected)
     assert torch.equal(targets[2:], batch["reward"][2:])  # a success ends the episode: nothing is backed up
     assert bool((bonus.abs() > 1e-3).all()) == entropy_backup
+
+
+def test_the_chunk_critic_is_left_out_for_running_and_kept_for_training(base_checkpoint, tmp_path):
+    import json
+
+    from manip.policies import load_policy
+    from manip.policies.steering.sac import NoiseSAC, SACConfig
+
+    sac_policy = steered(base_checkpoint, "sac")
+    sac_policy.drop_chunk_critic()  # no chunk critic to drop: the config says nothing new
+    assert sac_policy.config.chunk_critic and sac_policy.action_critic is None
+    na_policy = steered(base_checkpoint, "na")
+    na_policy.save_pretrained(tmp_path / "part_way")
+    na_policy.drop_chunk_critic()
+    na_policy.save_pretrained(tmp_path / "final")
+    final = load_policy(tmp_path / "final")
+    assert final.action_critic is None and not final.config.chunk_critic
+    obs = observation(final)
+    torch.manual_seed(3)
+    expected = na_policy.predict_chunk(obs)
+    torch.manual_seed(3)
+    np.testing.assert_allclose(final.predict_chunk(obs), expected, rtol=1e-6, atol=1e-7)  # runs the same
+    with pytest.raises(ManipError, match="without its chunk critic"):
+        NoiseSAC(final, SACConfig())
+    # a checkpoint written before the field existed loads as one that has its chunk critic
+    config_path = tmp_path / "part_way" / "config.json"
+    meta = json.loads(config_path.read_text())
+    del meta["policy"]["chunk_critic"]
+    config_path.write_text(json.dumps(meta))
+    assert load_policy(tmp_path / "part_way").action_critic is not None
 
 
 def test_steering_refuses_a_head_without_a_noise_map(tmp_path, tiny_store, tiny_train_raw):

@@ -31,7 +31,9 @@ def test_steer_learns_from_a_few_env_steps_and_writes_a_loadable_checkpoint(tmp_
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "steer.json").read_text())
     assert report["env_steps"] >= 96 and report["episodes"] >= 2 and report["updates"] > 0
-    assert report["finished"] and report["per_episode"][-1]["updates"] <= report["updates"]
+    updates = [e["updates"] for e in report["per_episode"]]
+    assert report["finished"] and updates == sorted(updates)
+    assert not (out / "steer.json.partial").exists()
     saved = sorted((out / "checkpoints").iterdir())  # part-way saves, each a loadable checkpoint
     assert saved and all((s / "model.safetensors").is_file() and (s / "config.json").is_file() for s in saved)
     assert {e["worker"] for e in report["per_episode"]} == {0, 1}  # both workers ran episodes
