@@ -189,9 +189,8 @@ def steer(
             "settings": {**asdict(settings), "sac": sac_config.model_dump(mode="json")},
             **provenance,
         }
-        partial = (
-            out / "steer.json.partial"
-        )  # replaced in one step: a run stopped mid-write keeps the last report
+        # replaced in one step: a run stopped mid-write keeps the last report
+        partial = out / "steer.json.partial"
         partial.write_text(json.dumps(report, indent=2) + "\n")
         os.replace(partial, out / "steer.json")
         return report
@@ -242,7 +241,7 @@ def steer(
             learner.train()  # while the workers run the chunks just sent
             if next_save is not None and env_steps >= next_save:
                 write_report(out / "checkpoints" / f"steps_{env_steps}", finished=False)
-                next_save += settings.save_every * ((env_steps - next_save) // settings.save_every + 1)
+                next_save = (env_steps // settings.save_every + 1) * settings.save_every
             if last_round:
                 break
             if show:
