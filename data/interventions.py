@@ -6,7 +6,8 @@ Stores recorded with corrections (``manip collect --corrections``, or teleop tak
 ``data.only_interventions: true`` the others are never drawn. With ``data.drop_policy_steps: true`` the windows of a
 corrected episode (one with any flagged step) that cover none of its flagged steps -- the policy driving before the
 takeover, often already on its way to failing -- are never drawn, while episodes without interventions (plain
-demonstrations) are drawn as usual. All combine with ``data.task_weights`` (the products, renormalized).
+demonstrations) are drawn as usual. With ``data.drop_recovery_steps: true`` the windows that cover a recovery step (``data/phase`` 1:
+the arm rewound along its own path, often from states where going on was right) are never drawn. All combine with ``data.task_weights`` (the products, renormalized).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from manip.core.errors import ManipError
-from manip.data.recorder import INTERVENTION
+from manip.data.recorder import INTERVENTION, PHASE, RECOVERY_PHASE
 from manip.data.store import EpisodeStore
 
-OPTIONS = "data.intervention_weight / only_interventions / drop_policy_steps"
+OPTIONS = "data.intervention_weight / only_interventions / drop_policy_steps / drop_recovery_steps"
 
 
 def _flag_counts(store: EpisodeStore) -> np.ndarray:
@@ -33,6 +34,19 @@ def _flag_counts(store: EpisodeStore) -> np.ndarray:
 def intervention_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarray:
     """Whether each window ``(buffer_start, buffer_end)`` covers an intervention step, ``(N,)`` bool."""
     counts = _flag_counts(store)
+    steps = np.asarray(window_steps, dtype=np.int64)
+    return counts[steps[:, 1]] - counts[steps[:, 0]] > 0
+
+
+def recovery_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarray:
+    """Whether each window ``(buffer_start, buffer_end)`` covers a recovery step (``data/phase`` 1), ``(N,)`` bool."""
+    if PHASE not in store.keys:
+        raise ManipError(
+            f"{store.path}: has no '{PHASE}' steps (data.drop_recovery_steps needs a store recorded with "
+            "manip collect --corrections)"
+        )
+    phases = np.asarray(store.read(PHASE, 0, store.num_steps)).reshape(-1)
+    counts = np.concatenate([[0], np.cumsum(phases == RECOVERY_PHASE)])
     steps = np.asarray(window_steps, dtype=np.int64)
     return counts[steps[:, 1]] - counts[steps[:, 0]] > 0
 
@@ -66,6 +80,8 @@ def intervention_weights(
         per_window = np.where(np.asarray(dropped, bool), 0.0, per_window)
     if base is not None:
         per_window = per_window * np.asarray(base, dtype=np.float64)
+    if not per_window.sum() > 0:
+        raise ManipError(f"{OPTIONS}: these settings leave no training window to draw")
     return per_window / per_window.sum()
 
 

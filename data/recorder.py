@@ -19,6 +19,10 @@ from manip.core.errors import ManipError
 from manip.data.store import EpisodeStore
 
 INTERVENTION = "intervention"
+PHASE = "phase"
+"""Per-step int8 key of corrections episodes (``manip collect --corrections``): who drove the step."""
+POLICY_PHASE, RECOVERY_PHASE, CORRECTION_PHASE = 0, 1, 2
+"""The policy drove; the recovery rewound the arm; the correction (expert or person) drove."""
 
 
 class Recorder:

@@ -34,6 +34,9 @@ class DataConfig(StrictConfig):
     drop_policy_steps: bool = False
     """Never draw the windows of a corrected episode that cover none of its intervention steps (the policy
     driving before the takeover); plain demonstrations are drawn as usual (see :mod:`manip.data.interventions`)."""
+    drop_recovery_steps: bool = False
+    """Never draw the windows that cover a recovery step (``data/phase`` 1 of a corrections store: the arm rewound
+    along its own path before the correction); see :mod:`manip.data.interventions`."""
 
 
 class RolloutConfig(StrictConfig):

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from manip.core.errors import ManipError
@@ -103,20 +104,27 @@ def mixture_weights(dataset, task_weights: dict[str, float], quiet: bool = False
 def intervention_sampling(dataset, config: TrainConfig, base=None, quiet: bool = False):
     """Per-window probabilities from the intervention flags (``data.intervention_weight`` / ``only_interventions``,
     times ``base``); the intervention share of a batch before and after is printed."""
-    from manip.data.interventions import intervention_weights, intervention_windows, policy_windows, share_of
+    from manip.data import interventions as iv
 
     chunks = getattr(dataset, "dataset", dataset)  # the ChunkDataset under a policy's wrapper
-    flagged = intervention_windows(chunks.store, chunks.window_steps())
-    dropped = None
-    if config.data.drop_policy_steps:
-        dropped = policy_windows(chunks.store, flagged, chunks.window_episodes())
+    flagged = iv.intervention_windows(chunks.store, chunks.window_steps())
     data = config.data
-    weights = intervention_weights(flagged, data.intervention_weight, data.only_interventions, base, dropped)
+    dropped = np.zeros(len(flagged), bool)
+    notes = []
+    if data.drop_policy_steps:
+        policy = iv.policy_windows(chunks.store, flagged, chunks.window_episodes())
+        dropped |= policy
+        notes.append(f"{int(policy.sum())} windows of the policy driving dropped")
+    if data.drop_recovery_steps:
+        recovery = iv.recovery_windows(chunks.store, chunks.window_steps())
+        dropped |= recovery
+        notes.append(f"{int(recovery.sum())} windows covering a recovery step dropped")
+    weights = iv.intervention_weights(
+        flagged, data.intervention_weight, data.only_interventions, base, dropped
+    )
     if not quiet:
-        print(
-            f"intervention windows' share of a batch: {share_of(flagged, base):.0%} -> {share_of(flagged, weights):.0%}"
-            + ("" if dropped is None else f"; {int(dropped.sum())} windows of the policy driving dropped")
-        )
+        before, after = iv.share_of(flagged, base), iv.share_of(flagged, weights)
+        print("; ".join([f"intervention windows' share of a batch: {before:.0%} -> {after:.0%}", *notes]))
     return weights
 
 
@@ -154,7 +162,12 @@ def run_training(
     if config.data.task_weights:
         weights = mixture_weights(dataset, config.data.task_weights, quiet=quiet)
     data = config.data
-    if data.intervention_weight is not None or data.only_interventions or data.drop_policy_steps:
+    if (
+        data.intervention_weight is not None
+        or data.only_interventions
+        or data.drop_policy_steps
+        or data.drop_recovery_steps
+    ):
         weights = intervention_sampling(dataset, config, weights, quiet=quiet)
     trainer = Trainer(
         policy, dataset, config.trainer, out_dir, rollout=rollout, quiet=quiet, sample_weights=weights

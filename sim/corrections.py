@@ -20,7 +20,8 @@ Every kept episode's metadata says what happened: ``corrections``, ``intervened`
 ``stall`` or ``operator``), ``intervention_step``, ``recovery_steps``, ``correction_steps``, ``failure_phase`` and
 ``policy`` (the checkpoint id). Unattended collection keeps episodes with an intervention and successful ones
 (only the former with ``--corrected-only``).
-Training weights or filters by the flags: ``data.intervention_weight`` / ``data.only_interventions``.
+Training weights or filters by the flags: ``data.intervention_weight`` / ``data.only_interventions``; the policy's
+and the recovery's steps can be left out (``data.drop_policy_steps`` / ``data.drop_recovery_steps``).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from manip.data.recorder import CORRECTION_PHASE as CORRECTION
+from manip.data.recorder import PHASE as PHASE_KEY
+from manip.data.recorder import POLICY_PHASE as POLICY
+from manip.data.recorder import RECOVERY_PHASE as RECOVERY
 from manip.sim.collect import Episode, Unattended
 from manip.sim.experts.base import Sim
 
-POLICY, RECOVERY, CORRECTION = 0, 1, 2
 PHASE_NAMES = {POLICY: "policy", RECOVERY: "recovery", CORRECTION: "correction"}
-PHASE_KEY = "phase"
 
 
 @dataclass(frozen=True)

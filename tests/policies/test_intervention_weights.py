@@ -11,20 +11,27 @@ from manip.data.store import EpisodeStore
 from tests.policies.conftest import OBS_KEYS, write_store
 
 
-def store_with_corrections(path, corrected_steps=(10, 24)):
-    """The tiny store's 6 episodes (no step flagged) plus a copy of the first with ``corrected_steps`` flagged."""
+def store_with_corrections(path, corrected_steps=(10, 24), recovery_steps=0, phases=True):
+    """The tiny store's 6 episodes (no step flagged) plus a copy of the first with ``corrected_steps`` flagged; every
+    step has a ``phase`` (policy 0, recovery 1, correction 2; none with ``phases=False``), the first
+    ``recovery_steps`` flagged ones recovery."""
     plain = EpisodeStore.open(write_store(path.with_name("plain.zarr")))
     store = EpisodeStore.create(path)
     keys = [*OBS_KEYS, "action"]
     for i in range(plain.num_episodes):
         episode = plain.get_episode(i, keys)
-        store.add_episode(
-            {**episode, "intervention": np.zeros(len(episode["action"]), bool)}, plain.episode_meta(i)
-        )
+        steps = len(episode["action"])
+        phase = {"phase": np.zeros(steps, np.int8)} if phases else {}
+        store.add_episode({**episode, "intervention": np.zeros(steps, bool), **phase}, plain.episode_meta(i))
     episode = plain.get_episode(0, keys)
     flags = np.zeros(len(episode["action"]), bool)
     flags[corrected_steps[0] : corrected_steps[1]] = True
-    store.add_episode({**episode, "intervention": flags}, {"success": True, "seed": 99, "task": "Lift"})
+    steps_phase = np.where(flags, 2, 0).astype(np.int8)
+    steps_phase[corrected_steps[0] : corrected_steps[0] + recovery_steps] = 1
+    phase = {"phase": steps_phase} if phases else {}
+    store.add_episode(
+        {**episode, "intervention": flags, **phase}, {"success": True, "seed": 99, "task": "Lift"}
+    )
     return path
 
 
@@ -112,3 +119,42 @@ def test_drop_policy_steps_skips_the_policy_driving_in_corrected_episodes_only(t
     assert (weights[corrected & ~before_takeover] > 0).all()  # the windows covering the correction stay
     plain = weights[~corrected]
     assert (plain > 0).all() and np.allclose(plain, plain[0])  # demonstrations are drawn as usual
+
+
+def test_drop_recovery_steps_skips_the_windows_covering_the_rewind(tmp_path):
+    from manip.policies.train_config import TrainConfig
+    from manip.policies.training import intervention_sampling
+
+    path = store_with_corrections(tmp_path / "c.zarr", corrected_steps=(14, 30), recovery_steps=5)
+    dataset = ChunkDataset(path, OBS_KEYS, 8, 2, 4)
+    steps = dataset.window_steps() - int(dataset.store.episode_ends[-2])
+    corrected = dataset.window_episodes() == dataset.store.num_episodes - 1
+    covers_recovery = corrected & (steps[:, 0] < 19) & (steps[:, 1] > 14)
+    after_recovery = corrected & (steps[:, 0] >= 19) & (steps[:, 0] < 30)
+    config = TrainConfig(**raw_config(path, drop_recovery_steps=True, intervention_weight=3.0))
+    weights = intervention_sampling(dataset, config, quiet=True)
+    assert covers_recovery.any() and (weights[covers_recovery] == 0).all()
+    assert after_recovery.any() and (weights[after_recovery] > 0).all()  # the correction itself stays
+    assert (weights[~corrected] > 0).all()
+    both = TrainConfig(**raw_config(path, drop_recovery_steps=True, drop_policy_steps=True))
+    kept = intervention_sampling(dataset, both, quiet=True)[corrected] > 0
+    np.testing.assert_array_equal(
+        kept, after_recovery[corrected]
+    )  # only windows within the correction remain
+
+
+def test_drop_recovery_steps_needs_phases_and_a_window_left(tmp_path, tiny_store):
+    from manip.policies.train_config import TrainConfig
+    from manip.policies.training import intervention_sampling
+
+    path = store_with_corrections(tmp_path / "c.zarr", corrected_steps=(14, 30), recovery_steps=16)
+    dataset = ChunkDataset(path, OBS_KEYS, 8, 2, 4)
+    config = TrainConfig(**raw_config(path, drop_recovery_steps=True, only_interventions=True))
+    with pytest.raises(ManipError, match="no training window"):
+        intervention_sampling(dataset, config, quiet=True)
+    (tmp_path / "older").mkdir()
+    without_phases = store_with_corrections(tmp_path / "older" / "c.zarr", phases=False)
+    dataset = ChunkDataset(without_phases, OBS_KEYS, 8, 2, 4)
+    config = TrainConfig(**raw_config(without_phases, drop_recovery_steps=True))
+    with pytest.raises(ManipError, match="no 'phase' steps"):
+        intervention_sampling(dataset, config, quiet=True)
