@@ -3,7 +3,10 @@
 Episodes are copied in the order the sources are given, each with its own metadata (task, instruction, seed, …)
 plus ``merged_from`` (the source path). Only keys every source has with the same per-step shape and dtype can be
 merged: by default those are kept and the others dropped (reported); with ``keys`` given, exactly those are kept
-and a source that lacks one, or has it with another shape, is refused by name.
+and a source that lacks one, or has it with another shape, is refused by name. The per-step flags of corrections
+(``intervention``, ``phase``; :data:`~manip.data.recorder.STEP_DEFAULTS`) are the exception: a source recorded
+without them (plain demonstrations) is given them, not a flag set and ``phase`` -1, so demonstrations merged with
+corrections keep the corrections' phases.
 """
 
 from __future__ import annotations
@@ -11,14 +14,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from manip.core.errors import ManipError
 from manip.core.progress import progress
 from manip.data.converters.zarr_store import require_complete
 from manip.data.new_store import write_new_store
+from manip.data.recorder import STEP_DEFAULTS
 
 
 def _specs(store) -> dict[str, tuple]:
     return {key: store.step_spec(key) for key in store.keys}
+
+
+def with_defaults(specs: Sequence[dict]) -> list[dict]:
+    """``specs`` with each :data:`STEP_DEFAULTS` key that some source has added to the sources that lack it."""
+    present = {key for spec in specs for key in spec if key in STEP_DEFAULTS}
+    defaults = {key: ((), STEP_DEFAULTS[key][0]) for key in present}
+    return [{**defaults, **spec} for spec in specs]
+
+
+def _episode(store, i: int, keys: Sequence[str]) -> dict:
+    """Episode ``i`` of ``store`` with ``keys``; a :data:`STEP_DEFAULTS` key it lacks is filled with its default."""
+    episode = store.get_episode(i, [k for k in keys if k in store.keys])
+    span = store.episode_slice(i)
+    for key in keys:
+        if key not in store.keys:
+            dtype, value = STEP_DEFAULTS[key]
+            episode[key] = np.full(span.stop - span.start, value, dtype=dtype)
+    return episode
 
 
 def choose_keys(
@@ -72,7 +96,7 @@ def merge(
             if store.num_episodes == 0:
                 raise ManipError(f"{src}: has no episodes")
             require_complete(store, src)
-        kept, dropped = choose_keys(sources, [_specs(s) for s in opened], keys)
+        kept, dropped = choose_keys(sources, with_defaults([_specs(s) for s in opened]), keys)
         total = sum(s.num_episodes for s in opened)
 
         def fill(out) -> None:
@@ -84,7 +108,7 @@ def merge(
             )
             for src, store, i in progress(episodes, desc="merge", total=total, quiet=quiet, unit="ep"):
                 meta = {**store.episode_meta(i), "merged_from": str(src)}
-                out.add_episode(store.get_episode(i, kept), meta)
+                out.add_episode(_episode(store, i, kept), meta)
 
         write_new_store(dst, fill, inputs=sources, zarr_format=zarr_format)
     finally:

@@ -23,6 +23,11 @@ PHASE = "phase"
 """Per-step int8 key of corrections episodes (``manip collect --corrections``): who drove the step."""
 POLICY_PHASE, RECOVERY_PHASE, CORRECTION_PHASE = 0, 1, 2
 """The policy drove; the recovery rewound the arm; the correction (expert or person) drove."""
+NO_PHASE = -1
+"""``phase`` of the steps of an episode recorded without phases (a plain demonstration) in a merged store."""
+STEP_DEFAULTS = {INTERVENTION: (np.dtype(bool), False), PHASE: (np.dtype(np.int8), NO_PHASE)}
+"""Per-step scalar keys that stores recorded without them are given, as ``(dtype, value)``, when merged with stores
+that have them (``manip data merge``): demonstrations merged with corrections keep the corrections' phases."""
 
 
 class Recorder:

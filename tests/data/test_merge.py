@@ -47,6 +47,31 @@ def test_merge_copies_every_episode_with_its_metadata_and_drops_keys_that_differ
     assert metas[2]["merged_from"] == str(tmp_path / "can.zarr")
 
 
+def test_demonstrations_merged_with_corrections_keep_the_corrections_phases(tmp_path):
+    add_task_store(tmp_path / "demos.zarr", "Lift", [5, 3], object_dim=10, seed=0)
+    store = EpisodeStore.create(tmp_path / "corr.zarr")
+    phases = np.array([0, 0, 1, 1, 2, 2], np.int8)
+    episode = {
+        "action": np.zeros((6, 7), np.float32),
+        "robot0_eef_pos": np.zeros((6, 3), np.float32),
+        "object": np.zeros((6, 10), np.float32),
+        "intervention": phases > 0,
+        "phase": phases,
+    }
+    store.add_episode(episode, {"task": "Lift", "seed": 7, "success": False})
+    store.close()
+    for keys in (None, ["action", "phase", "intervention"]):
+        out_path = tmp_path / f"all_{keys is None}.zarr"
+        kept, dropped = merge([tmp_path / "demos.zarr", tmp_path / "corr.zarr"], out_path, keys=keys)
+        assert "phase" in kept and "intervention" in kept and "phase" not in dropped
+        with EpisodeStore.open(out_path) as out:
+            np.testing.assert_array_equal(out.get_episode(2)["phase"], phases)
+            np.testing.assert_array_equal(out.get_episode(2)["intervention"], phases > 0)
+            demo = out.get_episode(0)
+            assert demo["phase"].dtype == np.int8 and (demo["phase"] == -1).all() and len(demo["phase"]) == 5
+            assert not out.get_episode(1)["intervention"].any()
+
+
 def test_merge_with_keys_refuses_a_key_that_differs_and_leaves_nothing_behind(tmp_path):
     add_task_store(tmp_path / "lift.zarr", "Lift", [3], object_dim=10, seed=0)
     add_task_store(tmp_path / "can.zarr", "PickPlaceCan", [3], object_dim=14, seed=1)
