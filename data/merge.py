@@ -6,7 +6,8 @@ merged: by default those are kept and the others dropped (reported); with ``keys
 and a source that lacks one, or has it with another shape, is refused by name. The per-step flags of corrections
 (``intervention``, ``phase``; :data:`~manip.data.recorder.STEP_DEFAULTS`) are the exception: a source recorded
 without them (plain demonstrations) is given them, not a flag set and ``phase`` -1, so demonstrations merged with
-corrections keep the corrections' phases.
+corrections keep the corrections' phases. Dataset attributes every source has with the same value (``control_rate``,
+``action_semantics``, …) are kept too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def with_defaults(specs: Sequence[dict]) -> list[dict]:
     present = {key for spec in specs for key in spec if key in STEP_DEFAULTS}
     defaults = {key: ((), STEP_DEFAULTS[key][0]) for key in present}
     return [{**defaults, **spec} for spec in specs]
+
+
+def shared_attrs(stores) -> dict:
+    """The dataset attributes every one of ``stores`` has with the same value."""
+    first, *others = [store.attrs for store in stores]
+    return {k: v for k, v in first.items() if all(k in o and o[k] == v for o in others)}
 
 
 def _episode(store, i: int, keys: Sequence[str]) -> dict:
@@ -100,7 +107,7 @@ def merge(
         total = sum(s.num_episodes for s in opened)
 
         def fill(out) -> None:
-            out.set_attrs(merged_from=[str(s) for s in sources])
+            out.set_attrs(**shared_attrs(opened), merged_from=[str(s) for s in sources])
             episodes = (
                 (src, store, i)
                 for src, store in zip(sources, opened, strict=True)

@@ -59,7 +59,10 @@ def test_demonstrations_merged_with_corrections_keep_the_corrections_phases(tmp_
         "phase": phases,
     }
     store.add_episode(episode, {"task": "Lift", "seed": 7, "success": False})
+    store.set_attrs(control_rate=20.0, robot="panda")
     store.close()
+    with EpisodeStore.open(tmp_path / "demos.zarr", mode="a") as demos:
+        demos.set_attrs(control_rate=20.0, robot="ur5")
     for keys in (None, ["action", "phase", "intervention"]):
         out_path = tmp_path / f"all_{keys is None}.zarr"
         kept, dropped = merge([tmp_path / "demos.zarr", tmp_path / "corr.zarr"], out_path, keys=keys)
@@ -70,6 +73,9 @@ def test_demonstrations_merged_with_corrections_keep_the_corrections_phases(tmp_
             demo = out.get_episode(0)
             assert demo["phase"].dtype == np.int8 and (demo["phase"] == -1).all() and len(demo["phase"]) == 5
             assert not out.get_episode(1)["intervention"].any()
+            assert (
+                out.attrs["control_rate"] == 20.0 and "robot" not in out.attrs
+            )  # only what the sources share
 
 
 def test_merge_with_keys_refuses_a_key_that_differs_and_leaves_nothing_behind(tmp_path):
