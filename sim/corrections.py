@@ -13,8 +13,9 @@ int8: :data:`POLICY` 0, :data:`RECOVERY` 1, :data:`CORRECTION` 2; ``intervention
    went wrong, which the demonstrations cover.
 3. **correction** — the device drives: the scripted expert re-plans from the current state, starts at the subtask
    the policy was failing at (or at the latest check before it, e.g. "the nut is in the hand", so a held object is
-   not let go; ``resumed_at`` in the metadata) and runs until it has finished that subtask, or until success; a person
-   drives until they let go for ``release_ticks`` ticks. The episode ends after the correction, as in RaC.
+   not let go; ``resumed_at`` in the metadata) and runs until it has finished that subtask, or until success
+   (``until_success``: through the rest of the task, HG-DAgger style); a person drives until they let go for
+   ``release_ticks`` ticks. The episode ends after the correction, as in RaC.
 
 Every kept episode's metadata says what happened: ``corrections``, ``intervened``, ``trigger`` (``divergence``,
 ``stall`` or ``operator``), ``intervention_step``, ``recovery_steps``, ``correction_steps``, ``failure_phase`` and
@@ -54,7 +55,7 @@ class CorrectionSettings:
     min_policy_steps: int = 10
     """The policy drives at least this many ticks before the watcher may intervene."""
     rewind_steps: int = 20
-    """How many of the latest end-effector positions the recovery retraces (backwards)."""
+    """How many of the latest end-effector positions the recovery retraces (backwards); 0: no recovery."""
     rewind_stride: int = 4
     """Retrace every ``rewind_stride``-th of them."""
     rewind_tol: float = 0.01
@@ -63,6 +64,9 @@ class CorrectionSettings:
     correction_max_steps: int = 300
     release_ticks: int = 10
     """A person's correction ends after this many ticks without input."""
+    until_success: bool = False
+    """The scripted correction goes on through the rest of the task until it succeeds (HG-DAgger style), instead of
+    ending once the failed subtask is done."""
 
 
 class FailureWatch:
@@ -113,7 +117,7 @@ class Rewind:
     gain = 20.0  # action per metre of error, as the scripted experts use
 
     def __init__(self, trail: list[tuple[np.ndarray, float]], settings: CorrectionSettings, action_dim: int):
-        recent = trail[-settings.rewind_steps :][::-1]
+        recent = trail[len(trail) - settings.rewind_steps :][::-1] if settings.rewind_steps > 0 else []
         self.targets = recent[settings.rewind_stride - 1 :: settings.rewind_stride] or recent[-1:]
         if recent and self.targets[-1] is not recent[-1]:
             self.targets.append(recent[-1])  # always end at the oldest retraced position
@@ -243,6 +247,8 @@ def _correction_over(device, failure_phase, steps: int, idle: int, settings: Cor
         return True
     if device.human:
         return idle >= settings.release_ticks
+    if settings.until_success:
+        return False  # the episode ends at success, or at the horizon
     expert = getattr(device, "expert", None)
     names = [p.name for p in getattr(expert, "phases", [])]
     if failure_phase not in names:

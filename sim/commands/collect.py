@@ -63,6 +63,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "completed no phase (default 80)",
     )  # fmt: skip
     parser.add_argument(
+        "--rewind-steps", type=int, default=None, metavar="N",
+        help="with --corrections: the recovery retraces the arm's last N positions before the correction "
+        "(default 20; 0: no recovery, the correction starts where the policy was stopped)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--correct-until-success", action="store_true",
+        help="with --corrections (scripted): the expert's correction goes on through the rest of the task until "
+        "it succeeds, instead of ending once the failed subtask is done",
+    )  # fmt: skip
+    parser.add_argument(
         "--corrected-only", action="store_true",
         help="with --corrections (scripted): keep only episodes with an intervention, not policy rollouts that "
         "succeeded without one",
@@ -87,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     watch = {"divergence": args.divergence, "stall_steps": args.stall_steps}
     given = [f"--{name.replace('_', '-')}" for name, value in watch.items() if value is not None]
     given += ["--corrected-only"] if args.corrected_only else []
+    given += ["--correct-until-success"] if args.correct_until_success else []
+    if args.rewind_steps is not None and not args.corrections:
+        raise ManipError("--rewind-steps needs --corrections")
     verb = "needs" if len(given) == 1 else "need"
     if given and not args.corrections:
         raise ManipError(f"{', '.join(given)} {verb} --corrections")
@@ -101,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         raise ManipError(f"--divergence must be > 0, got {args.divergence}")
     if args.stall_steps is not None and args.stall_steps < 1:
         raise ManipError(f"--stall-steps must be >= 1, got {args.stall_steps}")
+    if args.rewind_steps is not None and args.rewind_steps < 0:
+        raise ManipError(f"--rewind-steps must be >= 0, got {args.rewind_steps}")
     policy = None
     if args.policy:
         from manip.policies.serving import LocalPolicySource
@@ -127,8 +142,10 @@ def run(args: argparse.Namespace) -> int:
                 record_correction_episode,
             )
 
+            chosen = {**watch, "rewind_steps": args.rewind_steps}
             settings = CorrectionSettings(
-                **{name: value for name, value in watch.items() if value is not None}
+                **{name: value for name, value in chosen.items() if value is not None},
+                until_success=args.correct_until_success,
             )
             runner = functools.partial(record_correction_episode, settings=settings)
             front = front or CorrectionsUnattended(args.keep_failures, args.quiet, args.corrected_only)

@@ -104,6 +104,54 @@ def test_rewind_moves_the_arm_back_and_flags_every_phase(tmp_path, drifting_chec
 
 
 @pytest.mark.slow
+def test_without_rewind_a_correction_until_success_finishes_the_task(tmp_path, drifting_checkpoint, lift_env):
+    from manip.data.recorder import Recorder
+    from manip.data.store import EpisodeStore
+    from manip.policies.serving import LocalPolicySource
+    from manip.sim.collect import CollectReport, Unattended
+    from manip.sim.corrections import CORRECTION, POLICY, CorrectionSettings, record_correction_episode
+    from manip.sim.devices.scripted import ScriptedDevice
+    from manip.sim.tasks import controller_for
+
+    controller = controller_for(
+        LocalPolicySource.from_checkpoint(drifting_checkpoint, device="cpu"), lift_env.task
+    )
+    settings = CorrectionSettings(
+        divergence=1e9, stall_steps=30, min_policy_steps=30, rewind_steps=0, until_success=True
+    )
+    store = EpisodeStore.create(tmp_path / "c.zarr")
+    recorder = Recorder(store)
+    episode = record_correction_episode(
+        lift_env,
+        ScriptedDevice("Lift"),
+        recorder,
+        0,
+        controller,
+        Unattended(quiet=True),
+        CollectReport(),
+        settings,
+    )
+    recorder.commit(success=episode.success, **episode.meta)
+    phase = store.get_episode(0, ["phase"])["phase"]
+    switch = int(np.argmax(phase != POLICY))
+    assert switch == episode.meta["intervention_step"] and episode.meta["recovery_steps"] == 0
+    assert np.all(phase[:switch] == POLICY) and np.all(
+        phase[switch:] == CORRECTION
+    )  # straight to the correction
+    # the expert went on past the failed subtask (the approach) through the lift: the task succeeded
+    assert episode.ended == "success" and episode.success
+    assert episode.meta["correction_steps"] == len(phase) - switch
+
+
+def test_rewind_steps_zero_retraces_nothing():
+    from manip.sim.corrections import CorrectionSettings, Rewind
+
+    trail = [(np.full(3, float(i)), 1.0) for i in range(30)]
+    assert Rewind(trail, CorrectionSettings(rewind_steps=0), 7).goal is None
+    assert Rewind(trail, CorrectionSettings(rewind_steps=4, rewind_stride=1), 7).goal[0] == 26.0
+
+
+@pytest.mark.slow
 def test_collect_corrections_cli_writes_flags_and_metadata(tmp_path, policy_checkpoint):
     from manip.data.store import EpisodeStore
 
@@ -146,7 +194,13 @@ def test_collect_corrections_takes_the_watch_settings(tmp_path, policy_checkpoin
 
 
 def test_watch_settings_need_corrections(tmp_path):
-    for option in (["--divergence", "0.3"], ["--stall-steps", "40"], ["--corrected-only"]):
+    for option in (
+        ["--divergence", "0.3"],
+        ["--stall-steps", "40"],
+        ["--corrected-only"],
+        ["--correct-until-success"],
+        ["--rewind-steps", "5"],
+    ):
         result = manip(
             "collect", "--task", "Lift", "--device", "scripted", "--episodes", "1", *option,
             "--out", str(tmp_path / "x.zarr"),
