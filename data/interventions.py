@@ -6,8 +6,9 @@ Stores recorded with corrections (``manip collect --corrections``, or teleop tak
 ``data.only_interventions: true`` the others are never drawn. With ``data.drop_policy_steps: true`` the windows of a
 corrected episode (one with any flagged step) that cover none of its flagged steps -- the policy driving before the
 takeover, often already on its way to failing -- are never drawn, while episodes without interventions (plain
-demonstrations) are drawn as usual. With ``data.drop_recovery_steps: true`` the windows that cover a recovery step (``data/phase`` 1:
-the arm rewound along its own path, often from states where going on was right) are never drawn. All combine with ``data.task_weights`` (the products, renormalized).
+demonstrations) are drawn as usual. With ``data.drop_recovery_steps: true`` the windows that cover a recovery step
+(``data/phase`` 1: the arm rewound along its own path) are never drawn, which also leaves out the windows that
+straddle the takeover. All combine with ``data.task_weights`` (the products, renormalized).
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ def _flag_counts(store: EpisodeStore) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(flags)])
 
 
-def intervention_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarray:
-    """Whether each window ``(buffer_start, buffer_end)`` covers an intervention step, ``(N,)`` bool."""
-    counts = _flag_counts(store)
+def _covering(counts: np.ndarray, window_steps: np.ndarray) -> np.ndarray:
+    """Whether each window ``(buffer_start, buffer_end)`` covers a counted step (``counts``: cumulative counts)."""
     steps = np.asarray(window_steps, dtype=np.int64)
     return counts[steps[:, 1]] - counts[steps[:, 0]] > 0
+
+
+def intervention_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarray:
+    """Whether each window ``(buffer_start, buffer_end)`` covers an intervention step, ``(N,)`` bool."""
+    return _covering(_flag_counts(store), window_steps)
 
 
 def recovery_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarray:
@@ -46,9 +51,7 @@ def recovery_windows(store: EpisodeStore, window_steps: np.ndarray) -> np.ndarra
             "manip collect --corrections)"
         )
     phases = np.asarray(store.read(PHASE, 0, store.num_steps)).reshape(-1)
-    counts = np.concatenate([[0], np.cumsum(phases == RECOVERY_PHASE)])
-    steps = np.asarray(window_steps, dtype=np.int64)
-    return counts[steps[:, 1]] - counts[steps[:, 0]] > 0
+    return _covering(np.concatenate([[0], np.cumsum(phases == RECOVERY_PHASE)]), window_steps)
 
 
 def policy_windows(store: EpisodeStore, flagged: np.ndarray, window_episodes: np.ndarray) -> np.ndarray:

@@ -29,26 +29,34 @@ def _specs(store) -> dict[str, tuple]:
 
 
 def with_defaults(specs: Sequence[dict]) -> list[dict]:
-    """``specs`` with each :data:`STEP_DEFAULTS` key that some source has added to the sources that lack it."""
-    present = {key for spec in specs for key in spec if key in STEP_DEFAULTS}
-    defaults = {key: ((), STEP_DEFAULTS[key][0]) for key in present}
-    return [{**defaults, **spec} for spec in specs]
+    """``specs`` with each :data:`STEP_DEFAULTS` key that some sources have as a scalar of one dtype added, with that
+    dtype, to the sources that lack it (sources that disagree on it are left as they are: the key is dropped)."""
+    filled = {}
+    for key in STEP_DEFAULTS:
+        found = {spec[key] for spec in specs if key in spec}
+        if len(found) == 1 and next(iter(found))[0] == ():
+            filled[key] = found.pop()
+    return [{**filled, **spec} for spec in specs]
 
 
 def shared_attrs(stores) -> dict:
-    """The dataset attributes every one of ``stores`` has with the same value."""
+    """The dataset attributes every one of ``stores`` has with the same value (``merged_from`` aside: a merge
+    records its own sources)."""
     first, *others = [store.attrs for store in stores]
-    return {k: v for k, v in first.items() if all(k in o and o[k] == v for o in others)}
+    return {
+        k: v for k, v in first.items() if k != "merged_from" and all(k in o and o[k] == v for o in others)
+    }
 
 
-def _episode(store, i: int, keys: Sequence[str]) -> dict:
-    """Episode ``i`` of ``store`` with ``keys``; a :data:`STEP_DEFAULTS` key it lacks is filled with its default."""
-    episode = store.get_episode(i, [k for k in keys if k in store.keys])
+def _episode(store, i: int, keys: Sequence[str], dtypes: dict) -> dict:
+    """Episode ``i`` of ``store`` with ``keys``; a :data:`STEP_DEFAULTS` key it lacks is filled with its default,
+    of the dtype the other sources store it in (``dtypes``)."""
+    present = [k for k in keys if k in store.keys]
+    episode = store.get_episode(i, present) if present else {}
     span = store.episode_slice(i)
     for key in keys:
         if key not in store.keys:
-            dtype, value = STEP_DEFAULTS[key]
-            episode[key] = np.full(span.stop - span.start, value, dtype=dtype)
+            episode[key] = np.full(span.stop - span.start, STEP_DEFAULTS[key], dtype=dtypes[key])
     return episode
 
 
@@ -103,7 +111,9 @@ def merge(
             if store.num_episodes == 0:
                 raise ManipError(f"{src}: has no episodes")
             require_complete(store, src)
-        kept, dropped = choose_keys(sources, with_defaults([_specs(s) for s in opened]), keys)
+        specs = with_defaults([_specs(s) for s in opened])
+        kept, dropped = choose_keys(sources, specs, keys)
+        dtypes = {key: spec[1] for key, spec in specs[0].items()}
         total = sum(s.num_episodes for s in opened)
 
         def fill(out) -> None:
@@ -115,7 +125,7 @@ def merge(
             )
             for src, store, i in progress(episodes, desc="merge", total=total, quiet=quiet, unit="ep"):
                 meta = {**store.episode_meta(i), "merged_from": str(src)}
-                out.add_episode(_episode(store, i, kept), meta)
+                out.add_episode(_episode(store, i, kept, dtypes), meta)
 
         write_new_store(dst, fill, inputs=sources, zarr_format=zarr_format)
     finally:

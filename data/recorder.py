@@ -25,9 +25,10 @@ POLICY_PHASE, RECOVERY_PHASE, CORRECTION_PHASE = 0, 1, 2
 """The policy drove; the recovery rewound the arm; the correction (expert or person) drove."""
 NO_PHASE = -1
 """``phase`` of the steps of an episode recorded without phases (a plain demonstration) in a merged store."""
-STEP_DEFAULTS = {INTERVENTION: (np.dtype(bool), False), PHASE: (np.dtype(np.int8), NO_PHASE)}
-"""Per-step scalar keys that stores recorded without them are given, as ``(dtype, value)``, when merged with stores
-that have them (``manip data merge``): demonstrations merged with corrections keep the corrections' phases."""
+STEP_DEFAULTS = {INTERVENTION: False, PHASE: NO_PHASE}
+"""Per-step scalar keys, and the value that stores recorded without them are given when merged with stores that
+have them (``manip data merge``, in those stores' dtype): demonstrations merged with corrections keep the
+corrections' phases."""
 
 
 class Recorder:

@@ -10,7 +10,9 @@ int8: :data:`POLICY` 0, :data:`RECOVERY` 1, :data:`CORRECTION` 2; ``intervention
    when the expert's plan stops progressing (no phase completed for ``stall_steps`` ticks).
 2. **recovery** — :class:`Rewind` retraces the end-effector's last ``rewind_steps`` positions backwards (with the
    gripper command the policy gave at each), bringing the arm back toward states the policy had reached before it
-   went wrong, which the demonstrations cover.
+   went wrong (``rewind_steps`` 0: none). Training on these steps can teach the policy to back away from states
+   where going on was right (on Square it cost 58 points of 200: docs/RESULTS.md); ``data.drop_recovery_steps``
+   leaves them out.
 3. **correction** — the device drives: the scripted expert re-plans from the current state, starts at the subtask
    the policy was failing at (or at the latest check before it, e.g. "the nut is in the hand", so a held object is
    not let go; ``resumed_at`` in the metadata) and runs until it has finished that subtask, or until success
@@ -65,8 +67,8 @@ class CorrectionSettings:
     release_ticks: int = 10
     """A person's correction ends after this many ticks without input."""
     until_success: bool = False
-    """The scripted correction goes on through the rest of the task until it succeeds (HG-DAgger style), instead of
-    ending once the failed subtask is done."""
+    """The scripted correction goes on through the rest of the task until it succeeds (HG-DAgger style), or until
+    ``correction_max_steps`` or the horizon, instead of ending once the failed subtask is done."""
 
 
 class FailureWatch:

@@ -70,7 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--correct-until-success", action="store_true",
         help="with --corrections (scripted): the expert's correction goes on through the rest of the task until "
-        "it succeeds, instead of ending once the failed subtask is done",
+        "it succeeds (or 300 correction ticks, or the horizon), instead of ending once the failed subtask is done",
     )  # fmt: skip
     parser.add_argument(
         "--corrected-only", action="store_true",
@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         raise ManipError(f"{', '.join(given)} {verb} --corrections")
     if given and args.device != "scripted":
         raise ManipError(
-            f"{', '.join(given)} {verb} --device scripted (they tune the scripted watcher; an operator decides "
-            "when to take over)"
+            f"{', '.join(given)} {verb} --device scripted (they set how the scripted expert watches and corrects; "
+            "an operator decides when to take over and when to let go)"
         )
     if args.corrected_only and args.keep_failures:
         raise ManipError("--corrected-only and --keep-failures contradict each other: pass one of them")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -76,6 +78,32 @@ def test_demonstrations_merged_with_corrections_keep_the_corrections_phases(tmp_
             assert (
                 out.attrs["control_rate"] == 20.0 and "robot" not in out.attrs
             )  # only what the sources share
+
+
+def test_merging_merged_stores_and_only_flag_keys_and_other_phase_dtypes(tmp_path):
+    add_task_store(tmp_path / "demos.zarr", "Lift", [4], object_dim=10, seed=0)
+    for name, dtype in (("c16.zarr", np.int16), ("d16.zarr", np.int16)):
+        store = EpisodeStore.create(tmp_path / name)
+        episode = {
+            "action": np.zeros((3, 7), np.float32),
+            "robot0_eef_pos": np.zeros((3, 3), np.float32),
+            "phase": np.array([0, 1, 2], dtype),
+        }
+        store.add_episode(episode, {"task": "Lift", "seed": 1, "success": False})
+        store.close()
+    kept, _ = merge([tmp_path / f for f in ("demos.zarr", "c16.zarr", "d16.zarr")], tmp_path / "a.zarr")
+    assert "phase" in kept  # kept in the dtype the corrections use
+    with EpisodeStore.open(tmp_path / "a.zarr") as out:
+        assert out.get_episode(0)["phase"].dtype == np.int16 and (out.get_episode(0)["phase"] == -1).all()
+    # merged stores with the same sources merged again: the merge records its own sources
+    shutil.copytree(tmp_path / "a.zarr", tmp_path / "a2.zarr")
+    merge([tmp_path / "a.zarr", tmp_path / "a2.zarr"], tmp_path / "c.zarr")
+    with EpisodeStore.open(tmp_path / "c.zarr") as out:
+        assert out.attrs["merged_from"] == [str(tmp_path / "a.zarr"), str(tmp_path / "a2.zarr")]
+    # only flag keys requested: the demonstrations get them filled
+    kept, _ = merge([tmp_path / "demos.zarr", tmp_path / "c16.zarr"], tmp_path / "p.zarr", keys=["phase"])
+    with EpisodeStore.open(tmp_path / "p.zarr") as out:
+        assert out.keys == ["phase"] and list(out.get_episode(0)["phase"]) == [-1] * 4
 
 
 def test_merge_with_keys_refuses_a_key_that_differs_and_leaves_nothing_behind(tmp_path):

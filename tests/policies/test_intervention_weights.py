@@ -13,15 +13,15 @@ from tests.policies.conftest import OBS_KEYS, write_store
 
 def store_with_corrections(path, corrected_steps=(10, 24), recovery_steps=0, phases=True):
     """The tiny store's 6 episodes (no step flagged) plus a copy of the first with ``corrected_steps`` flagged; every
-    step has a ``phase`` (policy 0, recovery 1, correction 2; none with ``phases=False``), the first
-    ``recovery_steps`` flagged ones recovery."""
+    step has a ``phase`` (-1 in the demonstrations; policy 0, recovery 1, correction 2; none with ``phases=False``),
+    the first ``recovery_steps`` flagged ones recovery."""
     plain = EpisodeStore.open(write_store(path.with_name("plain.zarr")))
     store = EpisodeStore.create(path)
     keys = [*OBS_KEYS, "action"]
     for i in range(plain.num_episodes):
         episode = plain.get_episode(i, keys)
         steps = len(episode["action"])
-        phase = {"phase": np.zeros(steps, np.int8)} if phases else {}
+        phase = {"phase": np.full(steps, -1, np.int8)} if phases else {}  # as merged demonstrations have
         store.add_episode({**episode, "intervention": np.zeros(steps, bool), **phase}, plain.episode_meta(i))
     episode = plain.get_episode(0, keys)
     flags = np.zeros(len(episode["action"]), bool)
@@ -143,7 +143,7 @@ def test_drop_recovery_steps_skips_the_windows_covering_the_rewind(tmp_path):
     )  # only windows within the correction remain
 
 
-def test_drop_recovery_steps_needs_phases_and_a_window_left(tmp_path, tiny_store):
+def test_drop_recovery_steps_needs_phases_and_a_window_left(tmp_path):
     from manip.policies.train_config import TrainConfig
     from manip.policies.training import intervention_sampling
 

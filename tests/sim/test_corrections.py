@@ -185,12 +185,13 @@ def test_collect_corrections_takes_the_watch_settings(tmp_path, policy_checkpoin
     out = tmp_path / "stall.zarr"
     result = manip(
         "collect", "--task", "Lift", "--device", "scripted", "--policy", str(policy_checkpoint), "--corrections",
-        "--divergence", "1000", "--stall-steps", "12", "--episodes", "1", "--horizon", "120", "--out", str(out),
-        "--quiet",
+        "--divergence", "1000", "--stall-steps", "12", "--rewind-steps", "0", "--episodes", "1", "--horizon", "120",
+        "--out", str(out), "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     meta = EpisodeStore.open(out).episode_meta(0)
     assert meta["trigger"] == "stall" and meta["intervention_step"] >= 12  # never "divergence" at 1000
+    assert meta["recovery_steps"] == 0 and meta["rewind_goal"] is None  # --rewind-steps 0: no recovery
 
 
 def test_watch_settings_need_corrections(tmp_path):
@@ -214,6 +215,7 @@ def test_watch_settings_refuse_an_operator_and_keep_failures(tmp_path, policy_ch
     for flags, message in (
         (["--device", "keyboard", "--stall-steps", "40"], "--stall-steps needs --device scripted"),
         (["--device", "scripted", "--corrected-only", "--keep-failures"], "contradict each other"),
+        (["--device", "scripted", "--rewind-steps", "-1"], "--rewind-steps must be >= 0"),
     ):
         result = manip("collect", *common, *flags, "--out", str(tmp_path / "x.zarr"))
         assert result.returncode != 0 and not (tmp_path / "x.zarr").exists()
