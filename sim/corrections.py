@@ -54,6 +54,10 @@ class CorrectionSettings:
     """Ticks the divergence is averaged over."""
     stall_steps: int = 80
     """Ticks without the expert's plan completing a phase that count as a stall."""
+    stall_motion: float = 0.0
+    """When > 0, a stall also needs the end effector to have moved less than this many metres (net) over the last
+    ``stall_window`` ticks, so a policy still on its way, only slower than the expert's plan, is not stopped."""
+    stall_window: int = 20
     min_policy_steps: int = 10
     """The policy drives at least this many ticks before the watcher may intervene."""
     rewind_steps: int = 20
@@ -81,9 +85,11 @@ class FailureWatch:
         self.gaps: deque[float] = deque(maxlen=settings.window)
         self.steps = 0
         self.last_index, self.since_progress = -1, 0
+        self.positions: deque[np.ndarray] = deque(maxlen=settings.stall_window + 1)
 
-    def update(self, command, policy_action: np.ndarray) -> str | None:
-        """The trigger (``operator``, ``divergence``, ``stall``) for this tick, or None."""
+    def update(self, command, policy_action: np.ndarray, eef_pos: np.ndarray | None = None) -> str | None:
+        """The trigger (``operator``, ``divergence``, ``stall``) for this tick, or None (``eef_pos``: the end
+        effector's position, which ``stall_motion`` needs)."""
         self.steps += 1
         if self.human:
             return "operator" if command.active else None
@@ -99,9 +105,20 @@ class FailureWatch:
             return None
         if len(self.gaps) == self.gaps.maxlen and np.mean(self.gaps) > self.settings.divergence:
             return "divergence"
-        if self.since_progress >= self.settings.stall_steps:
+        if eef_pos is not None:
+            self.positions.append(np.asarray(eef_pos, dtype=np.float64))
+        if self.since_progress >= self.settings.stall_steps and self._not_moving():
             return "stall"
         return None
+
+    def _not_moving(self) -> bool:
+        """Whether the end effector moved less than ``stall_motion`` over the last ``stall_window`` ticks (always
+        true when ``stall_motion`` is 0)."""
+        if self.settings.stall_motion <= 0:
+            return True
+        if len(self.positions) < self.positions.maxlen:
+            return False
+        return float(np.linalg.norm(self.positions[-1] - self.positions[0])) < self.settings.stall_motion
 
     @property
     def phase_name(self) -> str | None:
@@ -198,7 +215,7 @@ def record_correction_episode(
         action = None
         if phase == POLICY:
             action = np.asarray(controller.act(obs, step * env.dt).action, dtype=np.float32)
-            trigger = watch.update(command, action)
+            trigger = watch.update(command, action, sim.eef_pos())
             if trigger is None:
                 trail.append((sim.eef_pos(), float(action[6])))
             else:

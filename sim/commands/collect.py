@@ -63,6 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "completed no phase (default 80)",
     )  # fmt: skip
     parser.add_argument(
+        "--stall-motion", type=float, default=None, metavar="M",
+        help="with --stall-steps: a stall also needs the arm to have moved less than M metres over the last 20 "
+        "ticks, so a policy still on its way is not stopped (default 0: off)",
+    )  # fmt: skip
+    parser.add_argument(
         "--rewind-steps", type=int, default=None, metavar="N",
         help="with --corrections: the recovery retraces the arm's last N positions before the correction "
         "(default 20; 0: no recovery, the correction starts where the policy was stopped)",
@@ -94,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
         raise ManipError(f"--horizon must be >= 1, got {args.horizon}")
     if args.corrections and not args.policy:
         raise ManipError("--corrections needs --policy CKPT (the policy that is corrected)")
-    watch = {"divergence": args.divergence, "stall_steps": args.stall_steps}
+    watch = {
+        "divergence": args.divergence,
+        "stall_steps": args.stall_steps,
+        "stall_motion": args.stall_motion,
+    }
     given = [f"--{name.replace('_', '-')}" for name, value in watch.items() if value is not None]
     given += ["--corrected-only"] if args.corrected_only else []
     given += ["--correct-until-success"] if args.correct_until_success else []
@@ -112,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         raise ManipError("--corrected-only and --keep-failures contradict each other: pass one of them")
     if args.divergence is not None and not args.divergence > 0:
         raise ManipError(f"--divergence must be > 0, got {args.divergence}")
+    if args.stall_motion is not None and not args.stall_motion >= 0:
+        raise ManipError(f"--stall-motion must be >= 0 metres, got {args.stall_motion}")
     if args.stall_steps is not None and args.stall_steps < 1:
         raise ManipError(f"--stall-steps must be >= 1, got {args.stall_steps}")
     if args.rewind_steps is not None and args.rewind_steps < 0:

@@ -143,6 +143,32 @@ def test_without_rewind_a_correction_until_success_finishes_the_task(tmp_path, d
     assert episode.meta["correction_steps"] == len(phase) - switch
 
 
+def test_a_stall_with_stall_motion_waits_until_the_arm_stops_moving():
+    from types import SimpleNamespace
+
+    from manip.sim.corrections import CorrectionSettings, FailureWatch
+
+    device = SimpleNamespace(
+        human=False, expert=SimpleNamespace(index=0, phase="above")
+    )  # a plan that never advances
+    command = SimpleNamespace(action=np.zeros(7), active=False)
+
+    def first_trigger(settings, positions):
+        watch = FailureWatch(settings, device)
+        for tick, position in enumerate(positions):
+            if watch.update(command, np.zeros(7), position) == "stall":
+                return tick
+        return None
+
+    approach = [np.array([0.01 * t, 0.0, 0.0]) for t in range(100)]  # 1 cm per tick, on its way
+    halt = approach[:50] + [approach[49]] * 50  # on its way, then still from tick 50
+    plain = CorrectionSettings(divergence=1e9, stall_steps=30)
+    assert first_trigger(plain, approach) == 30  # the plain stall ignores the motion
+    moving = CorrectionSettings(divergence=1e9, stall_steps=30, stall_motion=0.045, stall_window=10)
+    assert first_trigger(moving, approach) is None
+    assert first_trigger(moving, halt) == 55  # the first tick with < 4.5 cm over the last 10 ticks
+
+
 def test_rewind_steps_zero_retraces_nothing():
     from manip.sim.corrections import CorrectionSettings, Rewind
 
@@ -198,6 +224,7 @@ def test_watch_settings_need_corrections(tmp_path):
     for option in (
         ["--divergence", "0.3"],
         ["--stall-steps", "40"],
+        ["--stall-motion", "0.02"],
         ["--corrected-only"],
         ["--correct-until-success"],
         ["--rewind-steps", "5"],
@@ -216,6 +243,7 @@ def test_watch_settings_refuse_an_operator_and_keep_failures(tmp_path, policy_ch
         (["--device", "keyboard", "--stall-steps", "40"], "--stall-steps needs --device scripted"),
         (["--device", "scripted", "--corrected-only", "--keep-failures"], "contradict each other"),
         (["--device", "scripted", "--rewind-steps", "-1"], "--rewind-steps must be >= 0"),
+        (["--device", "scripted", "--stall-motion", "-0.1"], "--stall-motion must be >= 0"),
     ):
         result = manip("collect", *common, *flags, "--out", str(tmp_path / "x.zarr"))
         assert result.returncode != 0 and not (tmp_path / "x.zarr").exists()
