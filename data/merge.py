@@ -5,7 +5,7 @@ plus ``merged_from`` (the source path). Only keys every source has with the same
 merged: by default those are kept and the others dropped (reported); with ``keys`` given, exactly those are kept
 and a source that lacks one, or has it with another shape, is refused by name. The per-step flags of corrections
 (``intervention``, ``phase``; :data:`~manip.data.recorder.STEP_DEFAULTS`) are the exception: a source recorded
-without them (plain demonstrations) is given them, not a flag set and ``phase`` -1, so demonstrations merged with
+without them (plain demonstrations) is given them (no flag set, ``phase`` -1), so demonstrations merged with
 corrections keep the corrections' phases. Dataset attributes every source has with the same value (``control_rate``,
 ``action_semantics``, …) are kept too.
 """

@@ -107,7 +107,8 @@ def intervention_sampling(dataset, config: TrainConfig, base=None, quiet: bool =
     from manip.data import interventions as iv
 
     chunks = getattr(dataset, "dataset", dataset)  # the ChunkDataset under a policy's wrapper
-    flagged = iv.intervention_windows(chunks.store, chunks.window_steps())
+    window_steps = chunks.window_steps()
+    flagged = iv.intervention_windows(chunks.store, window_steps)
     data = config.data
     dropped = np.zeros(len(flagged), bool)
     notes = []
@@ -116,7 +117,7 @@ def intervention_sampling(dataset, config: TrainConfig, base=None, quiet: bool =
         dropped |= policy
         notes.append(f"{int(policy.sum())} windows of the policy driving dropped")
     if data.drop_recovery_steps:
-        recovery = iv.recovery_windows(chunks.store, chunks.window_steps())
+        recovery = iv.recovery_windows(chunks.store, window_steps)
         dropped |= recovery
         notes.append(f"{int(recovery.sum())} windows covering a recovery step dropped")
     weights = iv.intervention_weights(

@@ -96,6 +96,8 @@ class FailureWatch:
         self.gaps.append(
             float(np.linalg.norm(np.asarray(command.action)[:3] - np.asarray(policy_action)[:3]))
         )
+        if eef_pos is not None:
+            self.positions.append(np.asarray(eef_pos, dtype=np.float64))
         index = getattr(self.expert, "index", None)
         if index != self.last_index:
             self.last_index, self.since_progress = index, 0
@@ -105,8 +107,6 @@ class FailureWatch:
             return None
         if len(self.gaps) == self.gaps.maxlen and np.mean(self.gaps) > self.settings.divergence:
             return "divergence"
-        if eef_pos is not None:
-            self.positions.append(np.asarray(eef_pos, dtype=np.float64))
         if self.since_progress >= self.settings.stall_steps and self._not_moving():
             return "stall"
         return None
@@ -215,9 +215,10 @@ def record_correction_episode(
         action = None
         if phase == POLICY:
             action = np.asarray(controller.act(obs, step * env.dt).action, dtype=np.float32)
-            trigger = watch.update(command, action, sim.eef_pos())
+            eef = sim.eef_pos()
+            trigger = watch.update(command, action, eef)
             if trigger is None:
-                trail.append((sim.eef_pos(), float(action[6])))
+                trail.append((eef, float(action[6])))
             else:
                 failure_phase = watch.phase_name
                 episode.meta.update(
