@@ -2,8 +2,10 @@
 
 - ``candidates: N`` (default 1) draws N chunks per observation in ONE batched sampling pass (the conditioning
   repeated N times) and keeps the best under ``selector`` (:mod:`manip.policies.selection`): ``critic`` (the value a
-  steered policy's critic gives each candidate's noise), ``medoid`` or ``density`` (reward-free); ``auto`` picks
-  ``critic`` when the policy has a critic, else ``medoid``.
+  steered policy's critic gives each candidate's noise), ``medoid``, ``density`` or ``coherence`` (reward-free;
+  ``coherence`` also compares each candidate with the chunk chosen at the previous call, ``coherence_shift`` ticks
+  earlier, so it keeps that choice per episode); ``auto`` picks ``critic`` when the policy has a critic, else
+  ``medoid``.
 - ``mode: streaming`` (a ``streaming`` head only, :mod:`manip.policies.heads.streaming`) keeps a buffer of actions at
   increasing noise levels between calls: each call is one control tick that denoises the buffer
   ``steps_per_tick`` steps and returns it with a clean action at "now" (needs ``n_action_steps: 1``).
@@ -27,7 +29,7 @@ from pydantic import Field, model_validator
 
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
-from manip.policies.selection import SELECTOR_NAMES, pick, score
+from manip.policies.selection import SELECTOR_NAMES, coherence_scores, pick, score
 
 
 class SamplingConfig(StrictConfig):
@@ -37,6 +39,11 @@ class SamplingConfig(StrictConfig):
     selector: str = "auto"
     mode: Literal["full", "streaming"] = "full"
     steps_per_tick: int = Field(1, ge=1)
+    coherence_shift: int | None = Field(None, ge=1)
+    """``coherence``: control ticks between two calls (None: the policy's ``n_action_steps``, as the receding
+    executor runs; 1 for temporal ensembling with a request every tick)."""
+    coherence_decay: float = Field(0.9, gt=0, le=1)
+    """``coherence``: weight ``decay**t`` of the ``t``-th overlapping step in the backward term."""
 
     @model_validator(mode="after")
     def _known_selector(self) -> SamplingConfig:
@@ -89,15 +96,32 @@ def draw_chunk(policy, cond, *, steps=None, prefix=None, generator=None) -> torc
         if noise is None:
             raise ManipError("the critic selector needs a policy that supplies the initial noise")
         scores = policy.noise_values(rows, noise).view(batch, n)
+    elif selector == "coherence":
+        scores = _coherence(policy, sampling, chunks)
     else:
         scores = score(chunks, selector)
-    return pick(chunks, scores)[0]
+    chosen = pick(chunks, scores)[0]
+    if selector == "coherence":
+        policy._previous_chunk = chosen
+    return chosen
+
+
+def _coherence(policy, sampling: SamplingConfig, chunks: torch.Tensor) -> torch.Tensor:
+    """``coherence`` scores against the chunk this policy chose at its previous call (none: a new episode, or a
+    call with another batch size, e.g. a server batching other clients)."""
+    previous = getattr(policy, "_previous_chunk", None)
+    if previous is not None and previous.shape != chunks[:, 0].shape:
+        previous = None
+    shift = sampling.coherence_shift or int(policy.n_action_steps)
+    return coherence_scores(chunks, previous, shift, sampling.coherence_decay)
 
 
 def reset_sampling(policy) -> None:
-    """Forget per-episode sampling state (the streaming buffer); called at the start of every episode."""
-    if hasattr(policy, "_stream"):
-        policy._stream = None
+    """Forget per-episode sampling state (the streaming buffer, the previous chunk that ``coherence`` continues);
+    called at the start of every episode."""
+    for state in ("_stream", "_previous_chunk"):
+        if hasattr(policy, state):
+            setattr(policy, state, None)
 
 
 def with_sampling(checkpoint: str | Path, out: str | Path, **settings) -> Path:

@@ -7,7 +7,12 @@ selectors need nothing but the candidates:
 - ``medoid``: minus the mean distance to the other candidates; the winner is the chunk closest to all others (the
   sample most of the distribution agrees with, which discards outlying modes and poorly denoised draws);
 - ``density``: a Gaussian kernel density estimate at each candidate (bandwidth: the median pairwise distance),
-  which prefers the largest cluster of candidates rather than its centre.
+  which prefers the largest cluster of candidates rather than its centre;
+- ``coherence``: bidirectional decoding (BID, Liu et al. 2024) without a second model: backward coherence (how
+  closely a candidate continues the chunk chosen at the previous call, where their times overlap, nearer steps
+  weighing more) plus forward consensus (the medoid term), both as mean per-step distances. It needs the previous
+  choice, so it is stateful per episode (:func:`manip.policies.sampling.draw_chunk` keeps it); the first call of an
+  episode scores by consensus alone.
 
 ``critic`` (a learned value of each candidate) is scored by the policy that owns the critic (the steered policy of
 :mod:`manip.policies.steering`); see :func:`manip.policies.sampling.draw_chunk`.
@@ -47,13 +52,44 @@ def density_scores(chunks: torch.Tensor) -> torch.Tensor:
     return torch.log(kernel.sum(dim=-1) + 1e-12)
 
 
+def step_distances(chunks: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-step Euclidean distances ``(B, N, L)`` between candidates ``(B, N, L, A)`` and a reference ``(B, L, A)``."""
+    return (chunks.float() - reference.float()[:, None]).norm(dim=-1)
+
+
+def consensus_scores(chunks: torch.Tensor) -> torch.Tensor:
+    """Minus each candidate's mean per-step distance to the other candidates, ``(B, N)``."""
+    flat = chunks.float().transpose(1, 2)  # (B, H, N, A)
+    per_step = torch.cdist(flat, flat).mean(dim=1)  # (B, N, N): mean over steps of the step distances
+    n = chunks.shape[1]
+    return -per_step.sum(dim=-1) / max(n - 1, 1)
+
+
+def coherence_scores(
+    chunks: torch.Tensor, previous: torch.Tensor | None, shift: int, decay: float = 0.9
+) -> torch.Tensor:
+    """BID-style scores ``(B, N)``: forward consensus minus the backward distance to ``previous (B, H, A)``.
+
+    Candidate step ``t`` is the action for the time of the previous chunk's step ``t + shift`` (``shift``: control
+    ticks between the two calls); the overlapping steps are compared with weights ``decay**t``. Without a
+    previous chunk, or when nothing overlaps, the score is the consensus term alone.
+    """
+    scores = consensus_scores(chunks)
+    overlap = chunks.shape[2] - shift
+    if previous is None or overlap <= 0:
+        return scores
+    weights = decay ** torch.arange(overlap, device=chunks.device, dtype=torch.float32)
+    distances = step_distances(chunks[:, :, :overlap], previous[:, shift:])
+    return scores - (distances * weights).sum(dim=-1) / weights.sum()
+
+
 SELECTORS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "medoid": medoid_scores,
     "density": density_scores,
 }
 """Reward-free selectors by name: candidates ``(B, N, H, A)`` → scores ``(B, N)``."""
 
-SELECTOR_NAMES = ("auto", "critic", *SELECTORS)
+SELECTOR_NAMES = ("auto", "critic", "coherence", *SELECTORS)
 """What ``policy.sampling.selector`` accepts; ``auto`` is ``critic`` when the policy has one, else ``medoid``."""
 
 

@@ -72,7 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--selector",
         metavar="NAME",
-        help="with --candidates: how the best chunk is picked: auto (default), critic, medoid, density",
+        help="with --candidates: how the best chunk is picked: auto (default), critic, medoid, density, coherence "
+        "(closest to the previous chunk where they overlap, plus the medoid term)",
     )
     parser.add_argument(
         "--sampling-mode",

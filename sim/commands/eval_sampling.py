@@ -51,6 +51,8 @@ def sampling_settings(source, args: argparse.Namespace) -> dict | None:
     )
     if "candidates" in given or "selector" in given:
         _check_selection(sampling, policy, where)
+        if sampling.selector == "coherence":
+            settings["coherence_shift"] = _ticks_per_call(args, policy)
     if "steps_per_tick" in given and sampling.mode != "streaming":
         fix = "" if mode_given else "; add --sampling-mode streaming"
         raise ManipError(f"--steps-per-tick applies to streaming sampling ({where}{fix})")
@@ -82,6 +84,18 @@ def _check_selection(sampling, policy: dict, where: str) -> None:
         raise ManipError(
             "--selector critic needs a steered checkpoint (one with a critic): use medoid or density"
         )
+
+
+def _ticks_per_call(args: argparse.Namespace, policy: dict) -> int:
+    """Control ticks between two chunk requests, which ``coherence`` aligns consecutive chunks by."""
+    executor = args.executor or "receding"
+    if executor == "ensemble":
+        return args.ensemble_every or 1
+    if executor != "receding":
+        raise ManipError(
+            f"--selector coherence: --executor {executor} requests chunks at varying ticks; use receding or ensemble"
+        )
+    return args.action_steps or int(policy.get("n_action_steps") or 1)
 
 
 def _check_streaming(policy: dict, head: dict, args: argparse.Namespace, where: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from manip.core.errors import ManipError
-from manip.policies.selection import density_scores, medoid_scores, pick
+from manip.policies.selection import coherence_scores, consensus_scores, density_scores, medoid_scores, pick
 
 
 def constant_chunks(values, horizon=4, action_dim=2) -> torch.Tensor:
@@ -36,6 +36,23 @@ def test_rows_are_selected_independently():
         [constant_chunks([0.0, 5.0, 6.0, 7.0, 20.0]), constant_chunks([9.0, 2.9, 3.1, 3.0, 0.0])]
     )
     assert pick(chunks, medoid_scores(chunks))[1].tolist() == [2, 3]
+
+
+def test_coherence_prefers_the_candidate_that_continues_the_previous_chunk():
+    horizon = 6
+    # step i of the previous chunk holds i
+    previous = torch.arange(horizon, dtype=torch.float32)[None, :, None].expand(1, horizon, 2)
+    shift = 2
+    continuing = previous[:, shift:].clone()
+    continuing = torch.cat([continuing, continuing[:, -1:].expand(1, shift, 2)], dim=1)  # 2,3,4,5,5,5
+    # the consensus favours the cluster around 0.5; only one candidate continues the previous plan
+    cluster = [torch.full((1, horizon, 2), v) for v in (0.4, 0.5, 0.6)]
+    chunks = torch.stack([*cluster, continuing], dim=1)  # (1, 4, H, 2)
+    assert pick(chunks, consensus_scores(chunks))[1].item() == 1
+    assert torch.equal(coherence_scores(chunks, None, shift), consensus_scores(chunks))  # no previous chunk
+    assert pick(chunks, coherence_scores(chunks, previous, shift))[1].item() == 3
+    # nothing overlaps when the previous chunk is used up: the consensus alone decides
+    assert pick(chunks, coherence_scores(chunks, previous, horizon))[1].item() == 1
 
 
 def lift_policy(tmp_path, **sampling):
@@ -76,6 +93,31 @@ def test_candidates_are_drawn_in_one_batched_pass_and_the_medoid_is_executed(tmp
     np.testing.assert_allclose(chunk, unnormalized, rtol=1e-5, atol=1e-6)
     spread = candidates.flatten(2).std(dim=1).mean()
     assert spread > 0  # the candidates really differ, so the choice matters
+
+
+def test_coherence_continues_the_previous_choice_until_the_episode_restarts(tmp_path):
+    policy = lift_policy(tmp_path, candidates=8, selector="coherence", coherence_shift=2)
+    calls = []
+    sample = policy.head.sample
+
+    def recording(backbone, cond, *args, **kwargs):
+        out = sample(backbone, cond, *args, **kwargs)
+        calls.append(out.view(2, 8, *out.shape[1:]).clone())
+        return out
+
+    policy.head.sample = recording
+    obs = observation(policy)
+    normalized = lambda chunk: policy.normalizer.normalize({"action": torch.as_tensor(chunk)})["action"]  # noqa: E731
+    first = normalized(policy.predict_chunk(obs, generator=torch.Generator().manual_seed(0)))
+    np.testing.assert_allclose(first, pick(calls[0], consensus_scores(calls[0]))[0], atol=1e-5)
+    second = normalized(policy.predict_chunk(obs, generator=torch.Generator().manual_seed(1)))
+    expected = pick(calls[1], coherence_scores(calls[1], first, 2))[0]
+    np.testing.assert_allclose(second, expected, atol=1e-5)
+    by_consensus = pick(calls[1], consensus_scores(calls[1]))[0]
+    assert not torch.allclose(expected, by_consensus)  # the previous chunk mattered
+    policy.reset_sampling()  # a new episode: nothing to continue
+    third = normalized(policy.predict_chunk(obs, generator=torch.Generator().manual_seed(1)))
+    np.testing.assert_allclose(third, pick(calls[2], consensus_scores(calls[2]))[0], atol=1e-5)
 
 
 def test_one_candidate_is_plain_sampling(tmp_path):

@@ -75,6 +75,27 @@ def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
     assert (copy / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("flags", "shift"),
+    [([], 4), (["--action-steps", "2"], 2), (["--executor", "ensemble"], 1), (["--executor", "ensemble", "--ensemble-every", "3"], 3)],
+)  # fmt: skip
+def test_coherence_is_aligned_by_the_ticks_between_requests(tmp_path, flags, shift):
+    import json
+
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    base = lift_checkpoint(tmp_path / "base")
+    out = tmp_path / "eval"
+    result = manip(
+        "eval", "--checkpoint", str(base), "--task", "Lift", "--episodes", "1", "--horizon", "8",
+        "--candidates", "4", "--selector", "coherence", *flags, "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sampling = json.loads((out / "checkpoint" / "config.json").read_text())["policy"]["sampling"]
+    assert (sampling["selector"], sampling["coherence_shift"]) == ("coherence", shift)
+    assert read_json(out / "results.json")["per_episode"][0]["chunks"] == -(-8 // shift)
+
+
 STREAMING = {
     "n_obs_steps": 2,
     "n_action_steps": 1,
@@ -103,6 +124,7 @@ CHECKPOINTS = {
         ("flow", ["--checkpoint", "CKPT", "--candidates", "2000"], "less than or equal to 1024"),
         ("flow", ["--checkpoint", "CKPT", "--selector", "medoid"], "pass --candidates N with N >= 2"),
         ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--selector", "critic"], "needs a steered checkpoint"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--selector", "coherence", "--executor", "async"], "requests chunks at varying ticks"),
         ("flow", ["--server", "ws://127.0.0.1:1", "--sampling-mode", "full"], "--sampling-mode needs --checkpoint"),
         ("flow", ["--checkpoint", "CKPT", "--sampling-mode", "full"], "streaming-head checkpoint (this one's head: flow)"),
         ("flow", ["--checkpoint", "CKPT", "--steps-per-tick", "2"], "add --sampling-mode streaming"),
