@@ -30,6 +30,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first episode seed and network seed")
     parser.add_argument("--horizon", type=int, help="steps per episode (default: the task's)")
     parser.add_argument(
+        "--action-steps",
+        type=int,
+        metavar="N",
+        help="actions executed per chunk decision (default: the base checkpoint's n_action_steps); the steered "
+        "checkpoint keeps it, so eval, serve and the robot node execute as many",
+    )
+    parser.add_argument(
         "--noise-bound", type=float, default=1.5, help="the actor's noise range per dimension"
     )
     parser.add_argument("--hidden", default="256,256", help="actor/critic hidden widths (comma-separated)")
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     settings = SteerSettings(
         env_steps=args.env_steps, workers=args.workers, variant=args.variant, seed=args.seed,
         horizon=args.horizon, noise_bound=args.noise_bound, hidden=hidden, save_every=args.save_every,
-        device=args.device, deploy=args.deploy,
+        device=args.device, deploy=args.deploy, action_steps=args.action_steps,
         sac={"batch_size": args.batch_size, "learning_starts": args.learning_starts, "updates_per_transition": args.utd,
              "entropy_backup": args.entropy_backup},
     )  # fmt: skip

@@ -46,6 +46,8 @@ class SteerSettings:
     save_every: int = 0
     device: str = "cpu"
     deploy: str = "sample"
+    action_steps: int | None = None
+    """Actions executed per decision (None: the base checkpoint's ``n_action_steps``)."""
     sac: dict = field(default_factory=dict)
 
 
@@ -64,6 +66,8 @@ def build_steered_policy(checkpoint: str | Path, settings: SteerSettings):
             f"{checkpoint}: steering needs a deterministic map from noise to chunk (head flow, meanflow or "
             f"diffusion with DDIM), not '{head.get('name')}'"
         )
+    if settings.action_steps is not None:
+        meta["policy"] = {**meta["policy"], "n_action_steps": _action_steps(meta["policy"], settings.action_steps)}
     base = load_policy(checkpoint, meta=meta)
     config = SteeredConfig(
         base=meta, base_checkpoint=checkpoint_id(checkpoint), base_path=str(Path(checkpoint).resolve()),
@@ -75,6 +79,14 @@ def build_steered_policy(checkpoint: str | Path, settings: SteerSettings):
     policy.base.load_state_dict(base.state_dict())
     set_action_semantics(policy, base.control_rate, base.action_semantics)
     return policy.to(settings.device)
+
+
+def _action_steps(policy: dict, steps: int) -> int:
+    """``--action-steps``, checked against the chunk: at least 1, at most the actions from "now" to its end."""
+    executable = int(policy["horizon"]) - (int(policy.get("n_obs_steps") or 1) - 1)
+    if not 1 <= steps <= executable:
+        raise ManipError(f"--action-steps {steps}: pass 1 to {executable} (the chunk's actions from now on)")
+    return steps
 
 
 class Learner:

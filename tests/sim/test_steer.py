@@ -26,7 +26,7 @@ def test_steer_learns_from_a_few_env_steps_and_writes_a_loadable_checkpoint(tmp_
     result = manip(
         "steer", "--checkpoint", str(base_checkpoint), "--task", "Lift", "--env-steps", "96", "--horizon", "24",
         "--out", str(out), "--workers", "2", "--batch-size", "8", "--learning-starts", "4", "--hidden", "32",
-        "--variant", "na", "--save-every", "48", "--quiet",
+        "--variant", "na", "--save-every", "48", "--action-steps", "2", "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "steer.json").read_text())
@@ -40,6 +40,7 @@ def test_steer_learns_from_a_few_env_steps_and_writes_a_loadable_checkpoint(tmp_
     policy = load_policy(out / "checkpoint")
     base = load_policy(base_checkpoint)
     assert isinstance(policy, SteeredPolicy) and policy.config.variant == "na"
+    assert (policy.n_action_steps, base.n_action_steps) == (2, 4)  # --action-steps is kept in the checkpoint
     assert policy.action_critic is None and policy.critic is not None  # the chunk critic is training-only
     assert load_policy(saved[-1]).action_critic is not None  # part-way saves keep it
     rng = np.random.default_rng(0)
@@ -58,6 +59,7 @@ def test_steer_learns_from_a_few_env_steps_and_writes_a_loadable_checkpoint(tmp_
     assert evaluated.returncode == 0, evaluated.stderr
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["episodes"] == 1 and results["checkpoint_id"].startswith("checkpoint@")
+    assert results["per_episode"][0]["chunks"] == 5  # 10 steps, 2 actions executed per decision
 
 
 def test_steer_bad_input_is_one_line(tmp_path, base_checkpoint):
@@ -66,5 +68,11 @@ def test_steer_bad_input_is_one_line(tmp_path, base_checkpoint):
         str(tmp_path / "o"), "--variant", "ppo",
     )  # fmt: skip
     assert result.returncode != 0 and "--variant" in result.stderr and "Traceback" not in result.stderr
+    too_many = manip(
+        "steer", "--checkpoint", str(base_checkpoint), "--task", "Lift", "--env-steps", "10", "--out",
+        str(tmp_path / "o"), "--action-steps", "8",
+    )  # fmt: skip
+    assert too_many.returncode != 0 and "--action-steps 8: pass 1 to 7" in too_many.stderr
+    assert "Traceback" not in too_many.stderr and not (tmp_path / "o").exists()
     missing = manip("steer", "--task", "Lift")
     assert missing.returncode != 0 and "--checkpoint" in missing.stderr
