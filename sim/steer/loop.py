@@ -67,7 +67,10 @@ def build_steered_policy(checkpoint: str | Path, settings: SteerSettings):
             f"diffusion with DDIM), not '{head.get('name')}'"
         )
     if settings.action_steps is not None:
-        meta["policy"] = {**meta["policy"], "n_action_steps": _action_steps(meta["policy"], settings.action_steps)}
+        meta["policy"] = {
+            **meta["policy"],
+            "n_action_steps": _action_steps(meta["policy"], settings.action_steps),
+        }
     base = load_policy(checkpoint, meta=meta)
     config = SteeredConfig(
         base=meta, base_checkpoint=checkpoint_id(checkpoint), base_path=str(Path(checkpoint).resolve()),
