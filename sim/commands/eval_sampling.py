@@ -52,7 +52,7 @@ def sampling_settings(source, args: argparse.Namespace) -> dict | None:
     if "candidates" in given or "selector" in given:
         _check_selection(sampling, policy, where)
         if sampling.selector == "coherence":
-            settings["coherence_shift"] = _ticks_per_call(args, policy)
+            settings["coherence_shift"] = _ticks_per_call(args)
     if "steps_per_tick" in given and sampling.mode != "streaming":
         fix = "" if mode_given else "; add --sampling-mode streaming"
         raise ManipError(f"--steps-per-tick applies to streaming sampling ({where}{fix})")
@@ -86,8 +86,9 @@ def _check_selection(sampling, policy: dict, where: str) -> None:
         )
 
 
-def _ticks_per_call(args: argparse.Namespace, policy: dict) -> int:
-    """Control ticks between two chunk requests, which ``coherence`` aligns consecutive chunks by."""
+def _ticks_per_call(args: argparse.Namespace) -> int | None:
+    """Control ticks between two chunk requests, which ``coherence`` aligns consecutive chunks by (None: the
+    policy's ``n_action_steps``, what the receding executor runs without ``--action-steps``)."""
     executor = args.executor or "receding"
     if executor == "ensemble":
         return args.ensemble_every or 1
@@ -95,7 +96,7 @@ def _ticks_per_call(args: argparse.Namespace, policy: dict) -> int:
         raise ManipError(
             f"--selector coherence: --executor {executor} requests chunks at varying ticks; use receding or ensemble"
         )
-    return args.action_steps or int(policy.get("n_action_steps") or 1)
+    return args.action_steps
 
 
 def _check_streaming(policy: dict, head: dict, args: argparse.Namespace, where: str) -> None:

@@ -77,9 +77,10 @@ def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
 
 @pytest.mark.parametrize(
     ("flags", "shift"),
-    [([], 4), (["--action-steps", "2"], 2), (["--executor", "ensemble"], 1), (["--executor", "ensemble", "--ensemble-every", "3"], 3)],
+    [([], None), (["--action-steps", "2"], 2), (["--executor", "ensemble"], 1), (["--executor", "ensemble", "--ensemble-every", "3"], 3)],
 )  # fmt: skip
 def test_coherence_is_aligned_by_the_ticks_between_requests(tmp_path, flags, shift):
+    """None: the policy's own n_action_steps (4 here), also for a steered checkpoint, whose config nests it."""
     import json
 
     from tests.sim.tiny_checkpoint import lift_checkpoint
@@ -93,7 +94,7 @@ def test_coherence_is_aligned_by_the_ticks_between_requests(tmp_path, flags, shi
     assert result.returncode == 0, result.stderr
     sampling = json.loads((out / "checkpoint" / "config.json").read_text())["policy"]["sampling"]
     assert (sampling["selector"], sampling["coherence_shift"]) == ("coherence", shift)
-    assert read_json(out / "results.json")["per_episode"][0]["chunks"] == -(-8 // shift)
+    assert read_json(out / "results.json")["per_episode"][0]["chunks"] == -(-8 // (shift or 4))
 
 
 STREAMING = {
