@@ -98,8 +98,12 @@ class LocalPolicySource:
         """Seed the sampling noise for an episode, so that an episode replays exactly for its seed whatever ran
         before it in the process (eval workers, delay sweeps)."""
         self.generator = self.torch.Generator(device=self.device).manual_seed(int(seed))
+        self.reset_sampling()
+
+    def reset_sampling(self) -> None:
+        """Forget the policy's per-episode sampling state (a streaming buffer, the chunk ``coherence`` continues)."""
         reset = getattr(self.policy, "reset_sampling", None)
-        if callable(reset):  # a new episode: no streaming buffer carries over
+        if callable(reset):
             reset()
 
     def request(self, obs, t_obs, prefix=None, instruction=None) -> np.ndarray:

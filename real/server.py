@@ -164,6 +164,9 @@ class PolicyServer:
         for _ in range(self.config.warmup):
             for size in sizes:
                 run_batch(self.source, [req] * size)
+        reset = getattr(self.source, "reset_sampling", None)
+        if callable(reset):  # no sampling state from the dummy observation reaches the first client
+            reset()
 
     async def serve(self, on_ready: Callable[[PolicyServer], None] | None = None) -> None:
         """Warm up, listen, call ``on_ready(self)`` and serve until :meth:`stop`."""

@@ -73,7 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--selector",
         metavar="NAME",
         help="with --candidates: how the best chunk is picked: auto (default), critic, medoid, density, coherence "
-        "(closest to the previous chunk where they overlap, plus the medoid term)",
+        "(closest to the previous chunk where they overlap, plus closeness to the other candidates)",
     )
     parser.add_argument(
         "--sampling-mode",

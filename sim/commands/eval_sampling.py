@@ -51,8 +51,14 @@ def sampling_settings(source, args: argparse.Namespace) -> dict | None:
     )
     if "candidates" in given or "selector" in given:
         _check_selection(sampling, policy, where)
-        if sampling.selector == "coherence":
-            settings["coherence_shift"] = _ticks_per_call(args)
+    if sampling.selector == "coherence" and sampling.candidates > 1 and sampling.mode == "full":
+        if args.ros:
+            raise ManipError(
+                "--selector coherence: the policy server keeps no per-episode state; evaluate without --ros"
+            )
+        shift = _ticks_per_call(args)
+        if shift != sampling.coherence_shift:  # also a checkpoint that selects by coherence already
+            settings["coherence_shift"] = shift
     if "steps_per_tick" in given and sampling.mode != "streaming":
         fix = "" if mode_given else "; add --sampling-mode streaming"
         raise ManipError(f"--steps-per-tick applies to streaming sampling ({where}{fix})")
@@ -89,7 +95,11 @@ def _check_selection(sampling, policy: dict, where: str) -> None:
 def _ticks_per_call(args: argparse.Namespace) -> int | None:
     """Control ticks between two chunk requests, which ``coherence`` aligns consecutive chunks by (None: the
     policy's ``n_action_steps``, what the receding executor runs without ``--action-steps``)."""
+    from manip.real.client.executor import MODES
+
     executor = args.executor or "receding"
+    if executor not in MODES:  # refused with the other executor options
+        return args.action_steps
     if executor == "ensemble":
         return args.ensemble_every or 1
     if executor != "receding":

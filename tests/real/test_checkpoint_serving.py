@@ -35,6 +35,25 @@ def test_an_episode_seed_fixes_the_sampling_noise(tiny_checkpoint):
     assert not np.allclose(chunks[0], chunks[2])
 
 
+def test_warm_up_leaves_no_sampling_state_for_the_first_client(tmp_path):
+    from manip.policies.sampling import with_sampling
+    from manip.real.server import PolicyServer, ServerConfig, dummy_observation
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    checkpoint = with_sampling(
+        lift_checkpoint(tmp_path / "base"), tmp_path / "coh", candidates=4, selector="coherence"
+    )
+    source = LocalPolicySource.from_checkpoint(checkpoint, device="cpu")
+    server = PolicyServer(source, ServerConfig(port=0, warmup=1))
+    try:
+        source.request(dummy_observation(source), 0.0)
+        assert source.policy._previous_chunk is not None  # coherence keeps the chunk it chose
+        server.warm_up()
+        assert source.policy._previous_chunk is None
+    finally:
+        server.worker.shutdown()
+
+
 def test_chunks_and_rtc_prefix(checkpoint_server):
     with PolicyClient(checkpoint_server.url) as client:
         reply = client.infer(synthetic_obs("lowdim", 0.3))

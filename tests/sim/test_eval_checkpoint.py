@@ -80,7 +80,7 @@ def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
     [([], None), (["--action-steps", "2"], 2), (["--executor", "ensemble"], 1), (["--executor", "ensemble", "--ensemble-every", "3"], 3)],
 )  # fmt: skip
 def test_coherence_is_aligned_by_the_ticks_between_requests(tmp_path, flags, shift):
-    """None: the policy's own n_action_steps (4 here), also for a steered checkpoint, whose config nests it."""
+    """None: the policy's own n_action_steps (4 here), read when the policy runs."""
     import json
 
     from tests.sim.tiny_checkpoint import lift_checkpoint
@@ -97,6 +97,22 @@ def test_coherence_is_aligned_by_the_ticks_between_requests(tmp_path, flags, shi
     assert read_json(out / "results.json")["per_episode"][0]["chunks"] == -(-8 // (shift or 4))
 
 
+def test_a_coherence_checkpoint_is_realigned_to_the_executor_options(tmp_path):
+    import json
+
+    from tests.sim.tiny_checkpoint import lift_checkpoint
+
+    base = lift_checkpoint(tmp_path / "base", **CHECKPOINTS["coherence"])
+    out = tmp_path / "eval"
+    result = manip(
+        "eval", "--checkpoint", str(base), "--task", "Lift", "--episodes", "1", "--horizon", "8",
+        "--action-steps", "2", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sampling = json.loads((out / "checkpoint" / "config.json").read_text())["policy"]["sampling"]
+    assert (sampling["selector"], sampling["coherence_shift"]) == ("coherence", 2)  # not the stored 4
+
+
 STREAMING = {
     "n_obs_steps": 2,
     "n_action_steps": 1,
@@ -108,6 +124,7 @@ CHECKPOINTS = {
     "streaming": STREAMING,
     "streaming_full": {**STREAMING, "sampling": {"mode": "full"}},
     "streaming_4_actions": {**STREAMING, "n_action_steps": 4, "sampling": {"mode": "full"}},
+    "coherence": {"sampling": {"candidates": 4, "selector": "coherence", "coherence_shift": 4}},
     "streaming_front_0": {
         **STREAMING,
         "head": {**STREAMING["head"], "front": 0},
@@ -126,6 +143,9 @@ CHECKPOINTS = {
         ("flow", ["--checkpoint", "CKPT", "--selector", "medoid"], "pass --candidates N with N >= 2"),
         ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--selector", "critic"], "needs a steered checkpoint"),
         ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--selector", "coherence", "--executor", "async"], "requests chunks at varying ticks"),
+        ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--selector", "coherence", "--executor", "recedng"], "--executor"),
+        ("coherence", ["--checkpoint", "CKPT", "--executor", "rtc"], "requests chunks at varying ticks"),
+        ("coherence", ["--checkpoint", "CKPT", "--ros"], "keeps no per-episode state"),
         ("flow", ["--server", "ws://127.0.0.1:1", "--sampling-mode", "full"], "--sampling-mode needs --checkpoint"),
         ("flow", ["--checkpoint", "CKPT", "--sampling-mode", "full"], "streaming-head checkpoint (this one's head: flow)"),
         ("flow", ["--checkpoint", "CKPT", "--steps-per-tick", "2"], "add --sampling-mode streaming"),
