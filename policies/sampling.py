@@ -97,13 +97,12 @@ def draw_chunk(policy, cond, *, steps=None, prefix=None, generator=None) -> torc
             raise ManipError("the critic selector needs a policy that supplies the initial noise")
         scores = policy.noise_values(rows, noise).view(batch, n)
     elif selector == "coherence":
-        scores = _coherence(policy, sampling, chunks)
+        chosen = pick(chunks, _coherence(policy, sampling, chunks))[0]
+        policy._previous_chunk = chosen  # what the next call's candidates should continue
+        return chosen
     else:
         scores = score(chunks, selector)
-    chosen = pick(chunks, scores)[0]
-    if selector == "coherence":
-        policy._previous_chunk = chosen
-    return chosen
+    return pick(chunks, scores)[0]
 
 
 def _coherence(policy, sampling: SamplingConfig, chunks: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,8 @@ selectors need nothing but the candidates:
 - ``coherence``: bidirectional decoding (BID, Liu et al. 2024) without a second model: backward coherence (how
   closely a candidate continues the chunk chosen at the previous call, where their times overlap, nearer steps
   weighing more) plus forward consensus (closeness to the other candidates, like ``medoid`` but as mean
-  per-step distances). It needs the previous
-  choice, so it is stateful per episode (:func:`manip.policies.sampling.draw_chunk` keeps it); the first call of an
-  episode scores by consensus alone.
+  per-step distances). It needs the previous choice, so it is stateful per episode
+  (:func:`manip.policies.sampling.draw_chunk` keeps it); the first call of an episode scores by consensus alone.
 
 ``critic`` (a learned value of each candidate) is scored by the policy that owns the critic (the steered policy of
 :mod:`manip.policies.steering`); see :func:`manip.policies.sampling.draw_chunk`.
