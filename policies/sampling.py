@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 
 from manip.core.config import StrictConfig
 from manip.core.errors import ManipError
+from manip.policies.heads.base import initial_noise
 from manip.policies.selection import SELECTOR_NAMES, coherence_scores, pick, score
 
 
@@ -44,6 +45,9 @@ class SamplingConfig(StrictConfig):
     executor runs; 1 for temporal ensembling with a request every tick)."""
     coherence_decay: float = Field(0.9, gt=0, le=1)
     """``coherence``: weight ``decay**t`` of the ``t``-th overlapping step in the backward term."""
+    noise_scale: float = Field(1.0, ge=0, le=4)
+    """Standard deviation of the initial noise (a sampling temperature): below 1 draws chunks nearer the mode the
+    head maps the noise's centre to; 1 samples as trained. Ignored when the policy supplies the noise (steering)."""
 
     @model_validator(mode="after")
     def _known_selector(self) -> SamplingConfig:
@@ -81,6 +85,8 @@ def draw_chunk(policy, cond, *, steps=None, prefix=None, generator=None) -> torc
     rows = cond.repeat_interleave(n, dim=0) if n > 1 else cond
     noise_of = getattr(policy, "initial_noise", None)
     noise = noise_of(cond, n, generator) if callable(noise_of) else None
+    if noise is None and sampling.noise_scale != 1.0:
+        noise = sampling.noise_scale * initial_noise(rows, policy.horizon, policy.action_dim, generator)
     if prefix is not None and n > 1:
         prefix = prefix.repeat_interleave(n, dim=0)
     extra = {"noise": noise} if noise is not None else {}  # heads that take no noise keep working

@@ -87,6 +87,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with streaming sampling: network evaluations per control tick",
     )
+    parser.add_argument(
+        "--noise-scale",
+        type=float,
+        metavar="S",
+        help="standard deviation of the initial sampling noise (a temperature; 1 samples as trained, below 1 "
+        "nearer the head's central mode); evaluates a copy under OUT/checkpoint",
+    )
     parser.add_argument("--json", action="store_true", help="print results.json instead of the summary line")
 
 

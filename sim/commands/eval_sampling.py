@@ -1,4 +1,5 @@
-"""``manip eval``'s sampling options (``--candidates``, ``--selector``, ``--sampling-mode``, ``--steps-per-tick``):
+"""``manip eval``'s sampling options (``--candidates``, ``--selector``, ``--sampling-mode``, ``--steps-per-tick``,
+``--noise-scale``):
 checked against the checkpoint before anything is written, then a copy of the checkpoint with ``policy.sampling``
 changed (same weights) is written under ``OUT/checkpoint`` and evaluated."""
 
@@ -16,6 +17,7 @@ FLAGS = (
     ("selector", "--selector", "selector"),
     ("sampling_mode", "--sampling-mode", "mode"),
     ("steps_per_tick", "--steps-per-tick", "steps_per_tick"),
+    ("noise_scale", "--noise-scale", "noise_scale"),
 )
 """(argparse attribute, flag, ``policy.sampling`` key) of each option."""
 
