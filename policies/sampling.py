@@ -55,6 +55,10 @@ class SamplingConfig(StrictConfig):
             raise ValueError(
                 f"selector '{self.selector}' is unknown: pass one of {', '.join(SELECTOR_NAMES)}"
             )
+        if self.mode == "streaming" and self.noise_scale != 1.0:
+            raise ValueError(
+                f"noise_scale {self.noise_scale} applies to full sampling (streaming keeps its own noise levels)"
+            )
         return self
 
 

@@ -53,6 +53,11 @@ def sampling_settings(source, args: argparse.Namespace) -> dict | None:
     )
     if "candidates" in given or "selector" in given:
         _check_selection(sampling, policy, where)
+    if "noise_scale" in given and _policy_has(policy, "initial_noise"):
+        raise ManipError(
+            f"--noise-scale {sampling.noise_scale}: this checkpoint's actor picks the initial noise (a steered "
+            "checkpoint); pass it with a plain one"
+        )
     if sampling.selector == "coherence" and sampling.candidates > 1 and sampling.mode == "full":
         if args.ros:
             raise ManipError(
@@ -76,8 +81,6 @@ def sampling_settings(source, args: argparse.Namespace) -> dict | None:
 
 def _check_selection(sampling, policy: dict, where: str) -> None:
     """Refuse chunk-selection settings that cannot run on this checkpoint."""
-    from manip.policies.config import POLICY_TYPES
-
     if sampling.mode == "streaming":
         raise ManipError(f"--candidates/--selector: {where}, which draws one chunk; use full sampling")
     if sampling.candidates < 2:
@@ -85,13 +88,18 @@ def _check_selection(sampling, policy: dict, where: str) -> None:
             f"--candidates/--selector: selection needs N >= 2 candidates (the checkpoint would draw {sampling.candidates}); "
             "pass --candidates N with N >= 2"
         )
-    has_critic = callable(
-        getattr(POLICY_TYPES.get(str(policy.get("type", "chunk"))).cls, "noise_values", None)
-    )
-    if sampling.selector == "critic" and not has_critic:
+    if sampling.selector == "critic" and not _policy_has(policy, "noise_values"):
         raise ManipError(
             "--selector critic needs a steered checkpoint (one with a critic): use medoid or density"
         )
+
+
+def _policy_has(policy: dict, method: str) -> bool:
+    """Whether the checkpoint's policy type has ``method`` (``noise_values``: a critic; ``initial_noise``: an
+    actor that picks the initial noise; both only on steered policies)."""
+    from manip.policies.config import POLICY_TYPES
+
+    return callable(getattr(POLICY_TYPES.get(str(policy.get("type", "chunk"))).cls, method, None))
 
 
 def _ticks_per_call(args: argparse.Namespace) -> int | None:

@@ -129,6 +129,21 @@ def test_one_candidate_is_plain_sampling(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_noise_scale_sets_the_initial_noise_spread(tmp_path):
+    obs = observation(lift_policy(tmp_path))
+    draw = lambda policy, seed: policy.predict_chunk(obs, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    plain, unit, still = (
+        lift_policy(tmp_path / n, **s)
+        for n, s in [("p", {}), ("u", {"noise_scale": 1.0}), ("s", {"noise_scale": 0.0})]
+    )
+    np.testing.assert_array_equal(draw(plain, 3), draw(unit, 3))  # 1 samples as trained
+    np.testing.assert_array_equal(draw(still, 3), draw(still, 4))  # 0: the noise's centre, whatever the draw
+    assert np.abs(draw(plain, 3) - draw(plain, 4)).max() > 1e-4
+    wide = lift_policy(tmp_path / "w", noise_scale=3.0)
+    spread = lambda policy: np.std([draw(policy, seed) for seed in range(8)], axis=0).mean()  # noqa: E731
+    assert spread(wide) > spread(plain)
+
+
 def test_bad_sampling_settings_are_one_line_errors(tmp_path):
     with pytest.raises(ManipError, match="selector"):
         lift_policy(tmp_path, candidates=2, selector="best")

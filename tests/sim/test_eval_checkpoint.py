@@ -65,13 +65,13 @@ def test_eval_with_candidates_runs_a_selection_copy_of_the_checkpoint(tmp_path):
     out = tmp_path / "eval"
     result = manip(
         "eval", "--checkpoint", str(base), "--task", "Lift", "--episodes", "1", "--horizon", "8",
-        "--candidates", "4", "--selector", "density", "--out", str(out),
+        "--candidates", "4", "--selector", "density", "--noise-scale", "0.5", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     copy = out / "checkpoint"
     assert read_json(out / "results.json")["source"] == str(copy.resolve())
     sampling = json.loads((copy / "config.json").read_text())["policy"]["sampling"]
-    assert (sampling["candidates"], sampling["selector"]) == (4, "density")
+    assert (sampling["candidates"], sampling["selector"], sampling["noise_scale"]) == (4, "density", 0.5)
     assert (copy / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
 
 
@@ -150,6 +150,9 @@ CHECKPOINTS = {
         ("flow", ["--checkpoint", "CKPT", "--sampling-mode", "full"], "streaming-head checkpoint (this one's head: flow)"),
         ("flow", ["--checkpoint", "CKPT", "--steps-per-tick", "2"], "add --sampling-mode streaming"),
         ("flow", ["--checkpoint", "CKPT", "--steps-per-tick", "0"], "--steps-per-tick 0: pass a count of 1 or more"),
+        ("flow", ["--checkpoint", "CKPT", "--noise-scale", "-1"], "--noise-scale: Input should be greater than or equal to 0"),
+        ("flow", ["--checkpoint", "CKPT", "--noise-scale", "x"], "--noise-scale"),
+        ("streaming", ["--checkpoint", "CKPT", "--noise-scale", "0.5"], "applies to full sampling"),
         ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--workers", "0"], "--workers must be >= 1"),
         ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--delay-ms", "-1"], "--delay-ms must be >= 0"),
         ("flow", ["--checkpoint", "CKPT", "--candidates", "4", "--ros", "--workers", "2"], "cannot be combined with --ros"),

@@ -60,6 +60,12 @@ def test_steer_learns_from_a_few_env_steps_and_writes_a_loadable_checkpoint(tmp_
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["episodes"] == 1 and results["checkpoint_id"].startswith("checkpoint@")
     assert results["per_episode"][0]["chunks"] == 5  # 10 steps, 2 actions executed per decision
+    scaled = manip(
+        "eval", "--checkpoint", str(out / "checkpoint"), "--task", "Lift", "--episodes", "1", "--noise-scale",
+        "0.5", "--out", str(tmp_path / "eval_scaled"),
+    )  # fmt: skip
+    assert scaled.returncode != 0 and "actor picks the initial noise" in scaled.stderr
+    assert "Traceback" not in scaled.stderr
 
 
 def test_steer_bad_input_is_one_line(tmp_path, base_checkpoint):
