@@ -93,9 +93,8 @@ def draw_chunk(policy, cond, *, steps=None, prefix=None, generator=None) -> torc
         noise = sampling.noise_scale * initial_noise(rows, policy.horizon, policy.action_dim, generator)
     if prefix is not None and n > 1:
         prefix = prefix.repeat_interleave(n, dim=0)
-    extra = (
-        {"noise": noise} if noise is not None else {}
-    )  # heads without a noise argument: noise_scale 1 only
+    # heads without a noise argument work at noise_scale 1 only
+    extra = {"noise": noise} if noise is not None else {}
     sample = policy.head.sample(
         policy.backbone, rows, policy.horizon, policy.action_dim,
         steps=steps, prefix=prefix, generator=generator, **extra,
